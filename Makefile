@@ -1,0 +1,34 @@
+# The two commands of the README are `make demo` and `make test`; everything else helps.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export VIDGRAPH_ROOT ?= $(CURDIR)/vidgraph-data
+export VIDGRAPH_LANDING ?= $(CURDIR)/landing
+
+.PHONY: install install-test demo test dev clean
+
+install:
+	bash scripts/bootstrap.sh
+
+install-test:
+	EXTRAS=test bash scripts/bootstrap.sh
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+# Install, write the sample videos into the landing folder, run the whole graph on them.
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	.venv/bin/vidgraph samples $(VIDGRAPH_LANDING)
+	.venv/bin/vidgraph run $(VIDGRAPH_LANDING)
+	.venv/bin/vidgraph query "select video_id, count(*) as clips, round(sum(duration_s), 1) as seconds from raw_clips group by 1 order by 1"
+
+# Install with the test extras and run the whole suite.
+test: install-test
+	bash scripts/test.sh
+
+# The Dagster UI on http://127.0.0.1:3000 (loopback only).
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	.venv/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+clean:
+	rm -rf vidgraph-data .dagster_home landing

@@ -1,0 +1,1 @@
+"""vidgraph: raw videos to a multimodal video-language dataset."""

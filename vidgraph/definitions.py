@@ -1,0 +1,22 @@
+"""The vidgraph code location."""
+
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+
+from vidgraph.defs import ingest_sensor, raw_clips, source_videos
+from vidgraph.defs.resources import build_resources
+
+# Modules in graph order; each holds one asset and its checks.
+ASSET_MODULES = [source_videos, raw_clips]
+
+
+def build_defs(resources: dict | None = None) -> Definitions:
+    return Definitions(
+        assets=load_assets_from_modules(ASSET_MODULES),
+        asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
+        jobs=[ingest_sensor.process_shard_job],
+        sensors=[ingest_sensor.landing_sensor],
+        resources=resources if resources is not None else build_resources(),
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,1 @@
+"""Dagster wiring of vidgraph: assets, checks, sensors and resources (logic lives elsewhere)."""

@@ -1,0 +1,59 @@
+"""Metadata a person wants to see in the UI: counts, preview tables, contact sheets."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from dagster import MetadataValue
+
+
+def md_table(rows: Sequence[dict], columns: Sequence[str] | None = None, limit: int = 10) -> MetadataValue:
+    rows = list(rows)
+    if not rows:
+        return MetadataValue.md("_no rows_")
+    columns = list(columns or rows[0].keys())
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows[:limit]:
+        out.append("| " + " | ".join(_cell(r.get(c)) for c in columns) + " |")
+    if len(rows) > limit:
+        out.append(f"\n_{len(rows) - limit} more rows_")
+    return MetadataValue.md("\n".join(out))
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    s = str(v) if v is not None else ""
+    return s.replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def contact_sheet(images: Sequence[bytes], labels: Sequence[str], thumb_w: int = 160, cols: int = 6) -> bytes | None:
+    """A JPEG grid of keyframes with a label under each."""
+    thumbs = []
+    for data, label in zip(images, labels):
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        h = int(img.shape[0] * thumb_w / img.shape[1])
+        t = cv2.resize(img, (thumb_w, h), interpolation=cv2.INTER_AREA)
+        band = np.zeros((16, thumb_w, 3), np.uint8)
+        cv2.putText(band, label[:26], (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1)
+        thumbs.append(np.vstack([t, band]))
+    if not thumbs:
+        return None
+    th = max(t.shape[0] for t in thumbs)
+    thumbs = [np.pad(t, ((0, th - t.shape[0]), (0, 0), (0, 0))) for t in thumbs]
+    while len(thumbs) % cols and len(thumbs) > cols:
+        thumbs.append(np.zeros_like(thumbs[0]))
+    rows = [np.hstack(thumbs[i:i + cols]) for i in range(0, len(thumbs), cols)]
+    ok, buf = cv2.imencode(".jpg", np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else None
+
+
+def image_md(data: bytes | None, alt: str, mime: str = "image/jpeg") -> MetadataValue:
+    if not data:
+        return MetadataValue.md("_no image_")
+    return MetadataValue.md(f"![{alt}](data:{mime};base64,{base64.b64encode(data).decode()})")

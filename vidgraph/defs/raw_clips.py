@@ -1,0 +1,149 @@
+"""raw_clips: shot detection in one decode pass, and frame-accurate clip files."""
+
+
+from collections import defaultdict
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from vidgraph.defs.metadata import contact_sheet, image_md, md_table
+from vidgraph.defs.partitions import shards
+from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
+from vidgraph.defs.source_videos import accounting, source_videos
+from vidgraph.media.decode import iter_video_frames
+from vidgraph.media.probe import open_input
+from vidgraph.media.shots import DETECTORS, ShotDetectorConfig
+from vidgraph.stages.raw_clips import ASSET, FRAME_SIGNALS_TABLE, VIDEO_KEYFRAMES_TABLE, RawClipsSettings, build_raw_clips
+
+PREVIEW_COLUMNS = ["clip_id", "start_frame", "end_frame", "start_s", "end_s", "duration_s", "has_audio"]
+
+
+class RawClipsConfig(Config):
+    detector: str = Field(default=ShotDetectorConfig().detector, description=f"one of {', '.join(DETECTORS)}")
+    threshold: float | None = Field(default=None, description="detector threshold; empty for its default")
+    min_scene_len: int = Field(default=15, description="minimum shot length in frames")
+
+    def detector_config(self) -> ShotDetectorConfig:
+        return ShotDetectorConfig(detector=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len)
+
+
+@asset(partitions_def=shards, group_name="clips", code_version="1", deps=[source_videos], kinds={"video", "parquet"})
+def raw_clips(
+    context: AssetExecutionContext, config: RawClipsConfig, store: DatasetStoreResource, ingest_settings: IngestSettings
+) -> MaterializeResult:
+    """Shots found by PySceneDetect in one low-res decode, cut frame-accurately into H.264+AAC clips."""
+    st = store.get_store()
+    shard = context.partition_key
+    settings = RawClipsSettings(detector=config.detector_config(), policy=ingest_settings.policy())
+    result = build_raw_clips(st, shard, settings)
+    rows = result.table.to_pylist()
+    quarantined = result.quarantine.to_pylist()
+    for q in quarantined:
+        context.log.warning(f"quarantined {q['path']!r}: {q['reason']}")
+    sheet = _clip_sheet(st, shard, rows)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "videos": len({r["video_id"] for r in rows}),
+            "quarantined": len(quarantined),
+            "mean_clip_s": round(sum(r["duration_s"] for r in rows) / max(1, len(rows)), 2),
+            "detector": MetadataValue.json(settings.detector.describe()),
+            "preview": md_table(rows, PREVIEW_COLUMNS),
+            "quarantine": md_table(quarantined, ["path", "reason"]),
+            "first_frames": image_md(sheet, "first keyframe of each clip"),
+            "location": MetadataValue.path(st.uri(ASSET, shard)),
+        }
+    )
+
+
+def _clip_sheet(st, shard: str, rows: list[dict], limit: int = 18) -> bytes | None:
+    """The first keyframe inside each clip, as one contact sheet."""
+    if not rows or not st.exists(st.table_path(ASSET, shard, VIDEO_KEYFRAMES_TABLE)):
+        return None
+    kfs = defaultdict(list)
+    for k in st.read_table(ASSET, shard, VIDEO_KEYFRAMES_TABLE).to_pylist():
+        kfs[k["video_id"]].append(k)
+    images, labels = [], []
+    for r in rows[:limit]:
+        inside = [k for k in kfs[r["video_id"]] if r["start_frame"] <= k["frame_index"] < r["end_frame"]]
+        if inside:
+            images.append(st.read_bytes(st.path(inside[0]["path"])))
+            labels.append(f"{r['clip_id'][-5:]} {r['duration_s']:.1f}s")
+    return contact_sheet(images, labels)
+
+
+@asset_check(asset=raw_clips, blocking=True, partitions_def=shards)
+def every_video_accounted_for(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """Every source video of the shard has clips or is in the quarantine."""
+    return accounting(store.get_store(), context.partition_key, "source_videos", ASSET, ASSET, "video_id")
+
+
+@asset_check(asset=raw_clips, blocking=True, partitions_def=shards)
+def clips_cover_each_video(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """Each video's clips start at frame 0, follow each other with no gap or overlap, and end at its last frame."""
+    st = store.get_store()
+    shard = context.partition_key
+    clips = st.read_table(ASSET, shard).to_pylist()
+    frames = st.read_table(ASSET, shard, FRAME_SIGNALS_TABLE)
+    n_frames = {}
+    if frames.num_rows:
+        counts = frames.group_by("video_id").aggregate([("frame_index", "count")])
+        n_frames = dict(zip(counts.column("video_id").to_pylist(), counts.column("frame_index_count").to_pylist()))
+    by_video = defaultdict(list)
+    for c in clips:
+        by_video[c["video_id"]].append(c)
+    failures = []
+    for vid, cs in by_video.items():
+        cs.sort(key=lambda c: c["clip_index"])
+        expected_start, expected_t = 0, 0.0
+        for c in cs:
+            problem = None
+            if c["start_frame"] != expected_start:
+                problem = f"starts at frame {c['start_frame']}, expected {expected_start}"
+            elif c["end_frame"] <= c["start_frame"]:
+                problem = "empty or reversed"
+            elif abs(c["start_s"] - expected_t) > 1e-6:
+                problem = f"starts at {c['start_s']}s, previous clip ended at {expected_t}s"
+            if problem:
+                failures.append({"clip_id": c["clip_id"], "problem": problem})
+            expected_start, expected_t = c["end_frame"], c["end_s"]
+        if cs and cs[-1]["end_frame"] != n_frames.get(vid):
+            failures.append({"clip_id": cs[-1]["clip_id"], "problem": f"ends at {cs[-1]['end_frame']}, video has {n_frames.get(vid)} frames"})
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={"clips": len(clips), "failing_clips": len(failures), "failures": md_table(failures, limit=50)},
+    )
+
+
+@asset_check(asset=raw_clips, blocking=True, partitions_def=shards)
+def clip_files_decode(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """Every clip file decodes, with its row's frame count and a duration within one frame of its row."""
+    st = store.get_store()
+    clips = st.read_table(ASSET, context.partition_key).to_pylist()
+    failures = []
+    for c in clips:
+        try:
+            with st.local_copy(st.path(c["path"]), suffix=".mp4") as local, open_input(local) as container:
+                times = [df.t_s for df in iter_video_frames(container, container.streams.video[0])]
+        except Exception as e:  # noqa: BLE001 - a failure to decode is the finding
+            failures.append({"clip_id": c["clip_id"], "problem": f"does not decode: {e}"})
+            continue
+        frame_s = 1.0 / c["fps"]
+        duration = times[-1] + (times[-1] - times[-2] if len(times) > 1 else frame_s)
+        if len(times) != c["n_frames"]:
+            failures.append({"clip_id": c["clip_id"], "problem": f"{len(times)} frames, row says {c['n_frames']}"})
+        elif abs(duration - c["duration_s"]) > frame_s + 1e-3:
+            failures.append({"clip_id": c["clip_id"], "problem": f"lasts {duration:.3f}s, row says {c['duration_s']:.3f}s"})
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={"clips_decoded": len(clips), "failing_clips": len(failures), "failures": md_table(failures, limit=50)},
+    )

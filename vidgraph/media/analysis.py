@@ -1,0 +1,230 @@
+"""The one low-resolution decode pass: cuts, per-frame signals, flow, quality and keyframes.
+
+Everything the shot splitter and the long-take filter measure comes from this single walk over
+the frames. Per-frame signals are cheap (luma statistics, the detector's content score);
+heavier measures (Farneback flow, sharpness, text bands) run on frames sampled at a fixed rate,
+and keyframe JPEGs are encoded from the same decoded frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vidgraph.media.decode import even_size, iter_video_frames, rotate_for_display, small_yuv
+from vidgraph.media.probe import InputPolicy, open_input
+from vidgraph.media.shots import Shot, ShotDetectorConfig, ShotSplitter
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    width: int = 256  # analysis width for the detector and per-frame signals
+    sample_fps: float = 2.0  # rate of flow / quality samples
+    flow_width: int = 160
+    static_flow_threshold: float = 0.002  # per-pixel flow (fraction of the diagonal) counted as static
+    keyframe_every_s: float = 2.0
+    keyframe_max_side: int = 512
+    keyframe_jpeg_quality: int = 85
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+FRAME_SIGNALS = ("t_s", "content_val", "luma_mean", "luma_std", "hist_delta")
+SAMPLE_SIGNALS = (
+    "frame_index",
+    "t_s",
+    "prev_frame_index",
+    "flow_mean",
+    "flow_p50",
+    "flow_p90",
+    "static_frac",
+    "pan_x",
+    "pan_y",
+    "zoom",
+    "rotation",
+    "residual",
+    "sharpness",
+    "text_top",
+    "text_bottom",
+    "luma_mean",
+    "luma_std",
+)
+
+
+@dataclass
+class Keyframe:
+    frame_index: int
+    t_s: float
+    width: int
+    height: int
+    jpeg: bytes
+
+
+@dataclass
+class VideoAnalysis:
+    fps: float
+    n_frames: int
+    duration_s: float  # end of the last frame, relative to the first
+    width: int
+    height: int
+    frames: dict[str, np.ndarray]  # one value per decoded frame (FRAME_SIGNALS)
+    samples: dict[str, np.ndarray]  # one value per sampled frame (SAMPLE_SIGNALS)
+    keyframes: list[Keyframe]
+    shots: list[Shot]
+    detector: dict
+    config: dict = field(default_factory=dict)
+
+    def frame_end_s(self, index: int) -> float:
+        """Start time of frame ``index`` (or the video's end for index == n_frames)."""
+        return self.duration_s if index >= self.n_frames else float(self.frames["t_s"][index])
+
+
+def _hist(y_small: np.ndarray) -> np.ndarray:
+    h = cv2.calcHist([y_small], [0], None, [32], [0, 256]).ravel()
+    return h / max(h.sum(), 1.0)
+
+
+def _text_band_density(y_small: np.ndarray, band: float = 0.15) -> tuple[float, float]:
+    """Edge density in the top and bottom bands, where overlaid titles and subtitles sit."""
+    h = y_small.shape[0]
+    k = max(2, int(h * band))
+    edges = cv2.Canny(y_small, 100, 200)
+    return float(edges[:k].mean() / 255.0), float(edges[-k:].mean() / 255.0)
+
+
+def _flow_stats(prev: np.ndarray, cur: np.ndarray, static_thr: float) -> dict[str, float]:
+    """Farneback flow between two small gray frames, in fractions of the frame diagonal,
+    so scores do not depend on resolution; plus an affine fit for camera motion."""
+    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    h, w = prev.shape
+    diag = float(np.hypot(w, h))
+    fx, fy = flow[..., 0] / diag, flow[..., 1] / diag
+    mag = np.hypot(fx, fy)
+    # Affine model u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y over normalised coordinates.
+    ys, xs = np.mgrid[0:h:4, 0:w:4]
+    xn = (xs - w / 2) / diag
+    yn = (ys - h / 2) / diag
+    A = np.stack([np.ones_like(xn), xn, yn], -1).reshape(-1, 3)
+    u = fx[::4, ::4].reshape(-1)
+    v = fy[::4, ::4].reshape(-1)
+    (a0, a1, a2), *_ = np.linalg.lstsq(A, u, rcond=None)
+    (b0, b1, b2), *_ = np.linalg.lstsq(A, v, rcond=None)
+    resid = np.hypot(u - A @ np.array([a0, a1, a2]), v - A @ np.array([b0, b1, b2]))
+    return {
+        "flow_mean": float(mag.mean()),
+        "flow_p50": float(np.percentile(mag, 50)),
+        "flow_p90": float(np.percentile(mag, 90)),
+        "static_frac": float((mag < static_thr).mean()),
+        "pan_x": float(a0),
+        "pan_y": float(b0),
+        "zoom": float((a1 + b2) / 2),
+        "rotation": float((b1 - a2) / 2),
+        "residual": float(resid.mean()),
+    }
+
+
+def analyze_video(
+    path: str | Path,
+    detector: ShotDetectorConfig = ShotDetectorConfig(),
+    config: AnalysisConfig = AnalysisConfig(),
+    policy: InputPolicy = InputPolicy(),
+) -> VideoAnalysis:
+    """Decode ``path`` once at low resolution and return cuts, signals and keyframes."""
+    with open_input(path) as container:
+        stream = container.streams.video[0]
+        src_w, src_h = stream.codec_context.width, stream.codec_context.height
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        w, h = even_size(config.width, src_w, src_h)
+        fw, fh = even_size(config.flow_width, src_w, src_h)
+        splitter = ShotSplitter(detector, fps)
+
+        fr: dict[str, list[float]] = {k: [] for k in FRAME_SIGNALS}
+        sm: dict[str, list[float]] = {k: [] for k in SAMPLE_SIGNALS}
+        keyframes: list[Keyframe] = []
+        prev_hist = None
+        prev_gray = None
+        prev_sample_index = -1
+        next_sample_t = 0.0
+        next_kf_t = 0.0
+        sample_dt = 1.0 / config.sample_fps
+        last_t = 0.0
+        for df in iter_video_frames(container, stream, timeout_s=policy.decode_timeout_s):
+            y, y_small, bgr = small_yuv(df.frame, w, h)
+            content_val = splitter.process(df.index, bgr)
+            hist = _hist(y_small)
+            mean, std = cv2.meanStdDev(y_small)
+            fr["t_s"].append(df.t_s)
+            fr["content_val"].append(content_val)
+            fr["luma_mean"].append(float(mean[0, 0]))
+            fr["luma_std"].append(float(std[0, 0]))
+            fr["hist_delta"].append(0.0 if prev_hist is None else float(np.abs(hist - prev_hist).sum() / 2))
+            prev_hist = hist
+            last_t = df.t_s
+
+            if df.t_s + 1e-6 >= next_sample_t:
+                next_sample_t += sample_dt * max(1, int((df.t_s - next_sample_t) / sample_dt) + 1)
+                gray = cv2.resize(y, (fw, fh), interpolation=cv2.INTER_AREA)
+                if prev_gray is not None:
+                    stats = _flow_stats(prev_gray, gray, config.static_flow_threshold)
+                else:
+                    stats = dict.fromkeys(
+                        ("flow_mean", "flow_p50", "flow_p90", "pan_x", "pan_y", "zoom", "rotation", "residual"), np.nan
+                    )
+                    stats["static_frac"] = np.nan
+                top, bottom = _text_band_density(y_small)
+                sm["frame_index"].append(df.index)
+                sm["t_s"].append(df.t_s)
+                sm["prev_frame_index"].append(prev_sample_index)
+                for k, v in stats.items():
+                    sm[k].append(v)
+                sm["sharpness"].append(float(cv2.Laplacian(y_small, cv2.CV_64F).var()))
+                sm["text_top"].append(top)
+                sm["text_bottom"].append(bottom)
+                sm["luma_mean"].append(float(mean[0, 0]))
+                sm["luma_std"].append(float(std[0, 0]))
+                prev_gray = gray
+                prev_sample_index = df.index
+
+            if df.t_s + 1e-6 >= next_kf_t:
+                next_kf_t += config.keyframe_every_s * max(
+                    1, int((df.t_s - next_kf_t) / config.keyframe_every_s) + 1
+                )
+                keyframes.append(_keyframe(df, src_w, src_h, config))
+
+        n = len(fr["t_s"])
+        shots = splitter.finish(n)
+        # The last frame lasts one nominal frame period (or the median gap on VFR sources).
+        t = np.asarray(fr["t_s"], dtype=np.float64)
+        last_dur = float(np.median(np.diff(t))) if n > 1 else 1.0 / fps
+        duration = last_t + last_dur
+        for s in shots:
+            s.start_s = float(t[s.start_frame])
+            s.end_s = float(t[s.end_frame]) if s.end_frame < n else duration
+        return VideoAnalysis(
+            fps=fps,
+            n_frames=n,
+            duration_s=duration,
+            width=src_w,
+            height=src_h,
+            frames={k: np.asarray(v, dtype=np.float64) for k, v in fr.items()},
+            samples={
+                k: np.asarray(v, dtype=np.int64 if k.endswith("index") else np.float64) for k, v in sm.items()
+            },
+            keyframes=keyframes,
+            shots=shots,
+            detector=splitter.describe(),
+            config=config.describe(),
+        )
+
+
+def _keyframe(df, src_w: int, src_h: int, config: AnalysisConfig) -> Keyframe:
+    scale = min(1.0, config.keyframe_max_side / max(src_w, src_h))
+    kw, kh = max(2, int(src_w * scale) // 2 * 2), max(2, int(src_h * scale) // 2 * 2)
+    img = df.frame.to_ndarray(width=kw, height=kh, format="bgr24")
+    img = rotate_for_display(img, int(df.frame.rotation or 0))
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, config.keyframe_jpeg_quality])
+    return Keyframe(df.index, df.t_s, img.shape[1], img.shape[0], buf.tobytes())

@@ -1,0 +1,122 @@
+"""Streaming video decode shared by every pass: one frame at a time, bounded memory.
+
+Both the analysis pass and the clip cutter walk frames through ``iter_video_frames`` so they
+agree exactly on frame indices and timestamps, including on files with damaged packets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+from vidgraph.media.probe import InputRejected, _ffmpeg_message
+
+# Planar 8-bit YUV layouts whose planes can be read directly (Y, U, V).
+_PLANAR_YUV8 = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "yuv410p", "yuv440p", "yuvj440p"}
+)
+# A file with more damaged packets than this share is refused rather than half-used.
+MAX_DAMAGED_PACKET_SHARE = 0.2
+
+
+class DecodeTimeout(InputRejected):
+    pass
+
+
+@dataclass
+class DecodedFrame:
+    index: int
+    t_s: float  # presentation time relative to the first frame
+    frame: av.VideoFrame
+
+
+def iter_video_frames(container, stream, timeout_s: float | None = None) -> Iterator[DecodedFrame]:
+    """Decode every frame of ``stream`` in presentation order, skipping damaged packets.
+
+    Timestamps come from the frames' pts (so variable-frame-rate sources are exact), made
+    strictly increasing and relative to the first frame.
+    """
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    tb = stream.time_base
+    start = time.monotonic()
+    index = 0
+    t0: float | None = None
+    last_t = -1.0
+    packets = damaged = 0
+    for packet in container.demux(stream):
+        packets += 1
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            damaged += 1
+            continue
+        for frame in frames:
+            if frame.pts is not None and tb is not None:
+                t = float(frame.pts * tb)
+            else:
+                t = last_t + 1.0 / rate if t0 is not None else 0.0
+            if t0 is None:
+                t0 = t
+            rel = t - t0
+            if rel <= last_t:  # broken or duplicate timestamps: keep order, nudge forward
+                rel = last_t + 1.0 / rate
+            last_t = rel
+            yield DecodedFrame(index, rel, frame)
+            index += 1
+            if timeout_s is not None and index % 32 == 0 and time.monotonic() - start > timeout_s:
+                raise DecodeTimeout(f"decoding took longer than the limit of {timeout_s:.0f}s")
+    if packets and damaged / packets > MAX_DAMAGED_PACKET_SHARE:
+        raise InputRejected(f"{damaged} of {packets} video packets are damaged")
+    if index == 0:
+        raise InputRejected("video stream has no decodable frame")
+
+
+def plane_array(plane) -> np.ndarray:
+    """A view of one 8-bit plane without its line padding."""
+    buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return buf[:, : plane.width]
+
+
+def even_size(width: int, src_w: int, src_h: int) -> tuple[int, int]:
+    """Analysis size with the source's aspect ratio; both sides even (I420 needs it)."""
+    w = max(2, min(width, src_w) // 2 * 2)
+    h = max(2, int(round(w * src_h / src_w / 2)) * 2)
+    return w, h
+
+
+def small_yuv(frame: av.VideoFrame, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-resolution luma, small luma and a small BGR image, without swscale (it is slow).
+
+    Planar 8-bit YUV is read plane by plane and downscaled with INTER_AREA; other layouts
+    (10-bit, NV12, RGB, palettes) are converted to yuv420p first.
+    """
+    if frame.format.name not in _PLANAR_YUV8:
+        frame = frame.reformat(format="yuv420p")
+    planes = frame.planes
+    y = plane_array(planes[0])
+    y_small = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
+    u_small = cv2.resize(plane_array(planes[1]), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    v_small = cv2.resize(plane_array(planes[2]), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    i420 = np.concatenate([y_small.ravel(), u_small.ravel(), v_small.ravel()]).reshape(h * 3 // 2, w)
+    return y, y_small, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+
+
+def rotate_for_display(img: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
+    cw = (-rotation) % 360
+    if cw == 90:
+        return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
+    if cw == 180:
+        return cv2.rotate(img, cv2.ROTATE_180)
+    if cw == 270:
+        return cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return img
+
+
+def decode_error_message(e: Exception) -> str:
+    return _ffmpeg_message(e)

@@ -1,0 +1,193 @@
+"""raw_clips: one decode pass per video for cuts and signals, then frame-accurate clip files.
+
+Besides the clip table the shard keeps the per-frame and per-sample signals of the analysis
+pass and its keyframes, so long_takes never decodes the videos again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vidgraph.media.analysis import AnalysisConfig, VideoAnalysis, analyze_video
+from vidgraph.media.cutting import ClipEncoding, ClipFile, cut_clips
+from vidgraph.media.probe import InputPolicy, InputRejected
+from vidgraph.media.shots import ShotDetectorConfig
+from vidgraph.stages.source_videos import StageResult, quarantine_row
+from vidgraph.storage.schemas import QUARANTINE_SCHEMA, RAW_CLIPS_SCHEMA, VIDEO_KEYFRAMES_SCHEMA
+from vidgraph.storage.store import DatasetStore
+
+ASSET = "raw_clips"
+FRAME_SIGNALS_TABLE = "frame_signals"
+SAMPLE_SIGNALS_TABLE = "sample_signals"
+VIDEO_KEYFRAMES_TABLE = "video_keyframes"
+
+
+@dataclass(frozen=True)
+class RawClipsSettings:
+    detector: ShotDetectorConfig = ShotDetectorConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    encoding: ClipEncoding = ClipEncoding()
+    policy: InputPolicy = InputPolicy()
+
+
+def clip_id_for(video_id: str, index: int) -> str:
+    return f"{video_id}-c{index:04d}"
+
+
+def signal_table(video_id: str, arrays: dict[str, np.ndarray], index_name: str | None) -> pa.Table:
+    """Columns of one video's signals (any numeric arrays the analysis produced)."""
+    n = len(next(iter(arrays.values()))) if arrays else 0
+    cols = {"video_id": pa.array([video_id] * n, pa.string())}
+    if index_name:
+        cols[index_name] = pa.array(np.arange(n, dtype=np.int64))
+    for k, v in arrays.items():
+        cols[k] = pa.array(np.asarray(v))
+    return pa.table(cols)
+
+
+def signals_from_table(table: pa.Table, drop: tuple[str, ...] = ("video_id",)) -> dict[str, np.ndarray]:
+    return {c: table.column(c).to_numpy() for c in table.column_names if c not in drop}
+
+
+def _published_clips(store: DatasetStore, shard: str) -> dict[str, list[dict]]:
+    """The shard's current clip rows by video, for reusing unchanged clip files."""
+    if not store.exists(store.table_path(ASSET, shard)):
+        return {}
+    out: dict[str, list[dict]] = {}
+    for row in store.read_table(ASSET, shard).to_pylist():
+        out.setdefault(row["video_id"], []).append(row)
+    return out
+
+
+def _reuse_clip_files(store: DatasetStore, previous: list[dict], shots, encoding: str, out_paths) -> bool:
+    """Copy the published files when the same video was cut at the same frames with the same
+    encoding: re-runs then give identical files (x264 output is not byte-reproducible)."""
+    if not previous or len(previous) != len(shots):
+        return False
+    previous = sorted(previous, key=lambda r: r["clip_index"])
+    same = all(
+        (r["start_frame"], r["end_frame"], r["encoding"]) == (s.start_frame, s.end_frame, encoding)
+        for r, s in zip(previous, shots)
+    )
+    if not same or not all(store.exists(store.path(r["path"])) for r in previous):
+        return False
+    for r, out in zip(previous, out_paths):
+        src = store.path(r["path"])
+        if store.is_local:
+            os.link(src, out)  # same disk: no copy
+        else:
+            out.write_bytes(store.read_bytes(src))
+    return True
+
+
+def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings = RawClipsSettings()) -> StageResult:
+    videos = store.read_table("source_videos", shard).to_pylist()
+    published = _published_clips(store, shard)
+    clip_rows: list[dict] = []
+    frame_tables: list[pa.Table] = []
+    sample_tables: list[pa.Table] = []
+    keyframe_rows: list[dict] = []
+    quarantined: list[dict] = []
+    detector_params = json.dumps(settings.detector.describe(), sort_keys=True)
+    encoding = json.dumps(settings.encoding.describe(), sort_keys=True)
+    with store.staging_dir() as staging:
+        for video in videos:
+            vid = video["video_id"]
+            media = store.path(video["media_path"])
+            try:
+                with store.local_copy(media, suffix=".video") as local:
+                    analysis = analyze_video(local, settings.detector, settings.analysis, settings.policy)
+                    clip_ids = [clip_id_for(vid, i) for i in range(len(analysis.shots))]
+                    out_paths = [staging / "media" / f"{cid}.mp4" for cid in clip_ids]
+                    out_paths[0].parent.mkdir(parents=True, exist_ok=True)
+                    if _reuse_clip_files(store, published.get(vid, []), analysis.shots, encoding, out_paths):
+                        files = [_clip_file_info(p, s) for p, s in zip(out_paths, analysis.shots)]
+                    else:
+                        files = cut_clips(local, analysis.shots, out_paths, settings.encoding, settings.policy.decode_timeout_s)
+            except InputRejected as e:
+                quarantined.append(quarantine_row(video["landing_path"], e.reason, ASSET, shard, video["sha256"], vid))
+                continue
+            except Exception as e:  # noqa: BLE001 - a video the decoder chokes on must not stop the shard
+                quarantined.append(
+                    quarantine_row(video["landing_path"], f"decode failed: {type(e).__name__}: {e}", ASSET, shard, video["sha256"], vid)
+                )
+                continue
+            for i, (shot, f) in enumerate(zip(analysis.shots, files)):
+                clip_rows.append(
+                    {
+                        "clip_id": clip_ids[i],
+                        "video_id": vid,
+                        "shard": shard,
+                        "clip_index": i,
+                        "start_frame": shot.start_frame,
+                        "end_frame": shot.end_frame,
+                        "n_frames": shot.n_frames,
+                        "start_s": round(shot.start_s, 6),
+                        "end_s": round(shot.end_s, 6),
+                        "duration_s": round(shot.duration_s, 6),
+                        "fps": analysis.fps,
+                        "width": f.width,
+                        "height": f.height,
+                        "has_audio": f.has_audio,
+                        "path": f"{ASSET}/{shard}/media/{clip_ids[i]}.mp4",
+                        "detector": settings.detector.detector,
+                        "detector_params": detector_params,
+                        "encoding": encoding,
+                    }
+                )
+            frame_tables.append(signal_table(vid, analysis.frames, "frame_index"))
+            sample_tables.append(signal_table(vid, analysis.samples, None))
+            keyframe_rows.extend(_write_keyframes(staging, shard, vid, analysis))
+        table = pa.Table.from_pylist(clip_rows, schema=RAW_CLIPS_SCHEMA)
+        _concat_write(staging / f"{FRAME_SIGNALS_TABLE}.parquet", frame_tables)
+        _concat_write(staging / f"{SAMPLE_SIGNALS_TABLE}.parquet", sample_tables)
+        pq.write_table(pa.Table.from_pylist(keyframe_rows, schema=VIDEO_KEYFRAMES_SCHEMA), staging / f"{VIDEO_KEYFRAMES_TABLE}.parquet")
+        # The asset's own table last: it marks the shard complete.
+        pq.write_table(table, staging / f"{ASSET}.parquet", compression="zstd")
+        store.publish_shard(ASSET, shard, staging)
+    qtable = pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA)
+    store.write_table("quarantine", shard, qtable, name=ASSET)
+    return StageResult(table, qtable, inputs=len(videos))
+
+
+def _clip_file_info(path: Path, shot) -> ClipFile:
+    from vidgraph.media.probe import open_input
+
+    with open_input(path) as c:
+        cc = c.streams.video[0].codec_context
+        return ClipFile(path, shot.n_frames, bool(c.streams.audio), cc.width, cc.height)
+
+
+def _concat_write(path, tables: list[pa.Table]) -> None:
+    if tables:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    else:
+        table = pa.table({"video_id": pa.array([], pa.string())})
+    pq.write_table(table, path, compression="zstd")
+
+
+def _write_keyframes(staging, shard: str, video_id: str, analysis: VideoAnalysis) -> list[dict]:
+    rows = []
+    folder = staging / "keyframes" / video_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for kf in analysis.keyframes:
+        name = f"{kf.frame_index:07d}.jpg"
+        (folder / name).write_bytes(kf.jpeg)
+        rows.append(
+            {
+                "video_id": video_id,
+                "frame_index": kf.frame_index,
+                "t_s": round(kf.t_s, 6),
+                "width": kf.width,
+                "height": kf.height,
+                "path": f"{ASSET}/{shard}/keyframes/{video_id}/{name}",
+            }
+        )
+    return rows

@@ -1,0 +1,99 @@
+"""source_videos: probe every ledger entry of a shard; copy accepted files into the root."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vidgraph.media.probe import InputPolicy, InputRejected, probe_video
+from vidgraph.storage.schemas import QUARANTINE_SCHEMA, SOURCE_VIDEOS_SCHEMA
+from vidgraph.storage.store import DatasetStore
+
+ASSET = "source_videos"
+
+
+@dataclass
+class StageResult:
+    table: pa.Table
+    quarantine: pa.Table
+    inputs: int
+    extra: dict = field(default_factory=dict)
+
+
+def video_id_for(sha256: str) -> str:
+    """Stable id from content: the same bytes always get the same id, whatever the file name."""
+    return "v" + sha256[:16]
+
+
+def quarantine_row(path: str, reason: str, stage: str, shard: str, sha256: str | None = None, video_id: str | None = None) -> dict:
+    return {"path": path, "sha256": sha256, "reason": reason, "stage": stage, "shard": shard, "video_id": video_id}
+
+
+def _safe_suffix(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".bin"
+
+
+def build_source_videos(
+    store: DatasetStore,
+    shard: str,
+    policy: InputPolicy = InputPolicy(),
+    landing_root: str | Path | None = None,
+) -> StageResult:
+    ledger = store.read_table("ingest_ledger", shard).to_pylist()
+    rows: list[dict] = []
+    quarantined: list[dict] = []
+    landing = Path(landing_root).resolve() if landing_root else None
+    with store.staging_dir() as staging:
+        for entry in ledger:
+            path = Path(entry["landing_path"])
+            vid = video_id_for(entry["sha256"])
+
+            def reject(reason: str) -> None:
+                quarantined.append(quarantine_row(str(path), reason, ASSET, shard, entry["sha256"], vid))
+
+            if landing is not None and not path.resolve().is_relative_to(landing):
+                reject("path is outside the landing zone")
+                continue
+            if not path.exists() and not path.is_symlink():
+                reject("missing from the landing zone since ingest")
+                continue
+            try:
+                probe = probe_video(path, policy)
+            except InputRejected as e:
+                reject(e.reason)
+                continue
+            except Exception as e:  # noqa: BLE001 - one bad file must never stop the shard
+                reject(f"probe failed: {type(e).__name__}: {e}")
+                continue
+            if probe.sha256 != entry["sha256"]:
+                reject("content changed since ingest (sha256 differs)")
+                continue
+            media_rel = f"{ASSET}/{shard}/media/{vid}{_safe_suffix(path.name)}"
+            target = staging / "media" / f"{vid}{_safe_suffix(path.name)}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            row = probe.as_row()
+            row.pop("path")
+            rows.append(
+                {
+                    **row,
+                    "video_id": vid,
+                    "shard": shard,
+                    "relpath": entry["relpath"],
+                    "landing_path": str(path),
+                    "media_path": media_rel,
+                }
+            )
+        rows.sort(key=lambda r: r["video_id"])
+        table = pa.Table.from_pylist(rows, schema=SOURCE_VIDEOS_SCHEMA)
+        pq.write_table(table, staging / f"{ASSET}.parquet", compression="zstd")
+        store.publish_shard(ASSET, shard, staging)
+    qtable = pa.Table.from_pylist(sorted(quarantined, key=lambda r: r["path"]), schema=QUARANTINE_SCHEMA)
+    store.write_table("quarantine", shard, qtable, name=ASSET)
+    return StageResult(table, qtable, inputs=len(ledger))

@@ -1,0 +1,242 @@
+"""The dataset root: a local folder or an s3:// prefix, written atomically.
+
+Layout: ``ROOT/<asset>/<shard>/<asset>.parquet`` plus media files under the same folder.
+Local writes go to a temporary name and are renamed into place; an S3 PUT (single or
+multipart) only becomes visible when complete, so a crash never leaves half a file behind.
+A shard's Parquet table is written last, after its media, so it acts as the commit marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Connection settings, read from the same variables dagster-aws's S3Resource uses."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
+
+    @classmethod
+    def from_env(cls) -> "S3Settings":
+        env = os.environ.get
+        return cls(
+            endpoint_url=env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL") or None,
+            region=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None,
+            access_key=env("AWS_ACCESS_KEY_ID") or None,
+            secret_key=env("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=env("AWS_SESSION_TOKEN") or None,
+        )
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"S3Settings(endpoint_url={self.endpoint_url!r}, region={self.region!r})"
+
+
+def _s3_filesystem(settings: S3Settings) -> pafs.FileSystem:
+    kwargs: dict = {"region": settings.region or "us-east-1"}
+    if settings.access_key:
+        kwargs.update(access_key=settings.access_key, secret_key=settings.secret_key)
+        if settings.session_token:
+            kwargs["session_token"] = settings.session_token
+    if settings.endpoint_url:
+        parsed = urlparse(settings.endpoint_url)
+        kwargs["endpoint_override"] = parsed.netloc or settings.endpoint_url
+        kwargs["scheme"] = parsed.scheme or "https"
+    # Transient errors (throttling, 5xx, resets) are retried with backoff inside the client.
+    kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=8)
+    return pafs.S3FileSystem(**kwargs)
+
+
+class DatasetStore:
+    """Reads and writes dataset files under one root URI (a folder path or s3://bucket/prefix)."""
+
+    def __init__(self, root: str, s3: S3Settings | None = None):
+        self.root_uri = str(root)
+        parsed = urlparse(self.root_uri)
+        if parsed.scheme == "s3":
+            self.is_local = False
+            self.fs = _s3_filesystem(s3 or S3Settings.from_env())
+            self.base = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+        elif parsed.scheme in ("", "file"):
+            self.is_local = True
+            self.fs = pafs.LocalFileSystem()
+            local = parsed.path if parsed.scheme == "file" else self.root_uri
+            self.base = str(Path(local).expanduser().resolve())
+        else:
+            raise ValueError(f"unsupported dataset root {root!r}: use a folder path or s3://bucket/prefix")
+
+    # -- paths -----------------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        """Filesystem path (no scheme) of a file under the root; parts must stay inside it."""
+        rel = "/".join(p.strip("/") for p in parts if p)
+        if any(seg in ("..", "") for seg in rel.split("/")):
+            raise ValueError(f"path escapes the dataset root: {rel!r}")
+        return f"{self.base}/{rel}"
+
+    def uri(self, *parts: str) -> str:
+        p = self.path(*parts)
+        return p if self.is_local else f"s3://{p}"
+
+    def shard_dir(self, asset: str, shard: str) -> str:
+        return self.path(asset, shard)
+
+    def table_path(self, asset: str, shard: str, name: str | None = None) -> str:
+        return self.path(asset, shard, f"{name or asset}.parquet")
+
+    # -- writing ---------------------------------------------------------------------------
+    def _ensure_parent(self, path: str) -> None:
+        if self.is_local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    def write_bytes(self, path: str, data: bytes) -> str:
+        self._ensure_parent(path)
+        if self.is_local:
+            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        else:
+            with self.fs.open_output_stream(path) as out:
+                out.write(data)
+        return path
+
+    def put_file(self, local_file: str | Path, path: str) -> str:
+        """Copy a finished local file into place atomically."""
+        self._ensure_parent(path)
+        if self.is_local:
+            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+            shutil.copyfile(local_file, tmp)
+            os.replace(tmp, path)
+        else:
+            with open(local_file, "rb") as src, self.fs.open_output_stream(path) as out:
+                shutil.copyfileobj(src, out, length=8 << 20)
+        return path
+
+    def move_file(self, local_file: str | Path, path: str) -> str:
+        """Move a finished local temp file into place (a rename when both are local)."""
+        if self.is_local:
+            self._ensure_parent(path)
+            os.replace(local_file, path)
+            return path
+        self.put_file(local_file, path)
+        os.unlink(local_file)
+        return path
+
+    def write_table(self, asset: str, shard: str, table: pa.Table, name: str | None = None) -> str:
+        """Write one shard's table; replaces any earlier version in one atomic step."""
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        return self.write_bytes(self.table_path(asset, shard, name), buf.getvalue())
+
+    # -- reading ---------------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as f:
+            return f.read()
+
+    def read_table(self, asset: str, shard: str, name: str | None = None) -> pa.Table:
+        path = self.table_path(asset, shard, name)
+        if not self.exists(path):
+            raise FileNotFoundError(f"no {name or asset} table for shard {shard!r} at {self.uri(asset, shard)}")
+        return pq.read_table(path, filesystem=self.fs)
+
+    def list_tables(self, asset: str, name: str | None = None) -> list[str]:
+        """Paths of every shard's table of an asset (the catalog's view over all shards)."""
+        selector = pafs.FileSelector(self.path(asset), recursive=True, allow_not_found=True)
+        want = f"{name or asset}.parquet"
+        return sorted(
+            info.path
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.base_name == want
+        )
+
+    def list_files(self, prefix: str) -> list[str]:
+        selector = pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
+        return sorted(i.path for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File)
+
+    def delete_tree(self, path: str) -> None:
+        if self.is_local:
+            shutil.rmtree(path, ignore_errors=True)
+        elif self.fs.get_file_info(path).type != pafs.FileType.NotFound:
+            self.fs.delete_dir(path)
+
+    @contextlib.contextmanager
+    def local_copy(self, path: str, suffix: str = "") -> Iterator[str]:
+        """A local file path for reading ``path``: itself when local, else a temp download."""
+        if self.is_local:
+            yield path
+            return
+        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="vidgraph-")
+        try:
+            with os.fdopen(fd, "wb") as out, self.fs.open_input_stream(path) as src:
+                shutil.copyfileobj(src, out, length=8 << 20)
+            yield tmp
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def publish_shard(self, asset: str, shard: str, staging: Path) -> str:
+        """Replace ``ROOT/<asset>/<shard>/`` by the finished ``staging`` folder.
+
+        Locally this is two renames, so readers see the old shard or the new one, never a mix.
+        On S3, media go up first and tables last (the asset's own table very last), then
+        objects the new version no longer has are deleted.
+        """
+        target = self.shard_dir(asset, shard)
+        if self.is_local:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            trash = None
+            if os.path.exists(target):
+                trash = f"{self.base}/.trash-{uuid.uuid4().hex[:8]}"
+                os.replace(target, trash)
+            os.replace(staging, target)
+            if trash:
+                shutil.rmtree(trash, ignore_errors=True)
+            return target
+        files = sorted(p for p in Path(staging).rglob("*") if p.is_file())
+        main_table = Path(staging) / f"{asset}.parquet"
+        files.sort(key=lambda p: (p == main_table, p.suffix == ".parquet", str(p)))
+        new_keys = set()
+        for f in files:
+            key = f"{target}/{f.relative_to(staging).as_posix()}"
+            self.put_file(f, key)
+            new_keys.add(key)
+        for old in self.list_files(target):
+            if old not in new_keys:
+                self.fs.delete_file(old)
+        return target
+
+    @contextlib.contextmanager
+    def staging_dir(self) -> Iterator[Path]:
+        """A scratch folder for media being produced; on the root's own disk when local,
+        so finished files move into place with a rename."""
+        if self.is_local:
+            Path(self.base).mkdir(parents=True, exist_ok=True)
+            d = tempfile.mkdtemp(prefix=".staging-", dir=self.base)
+        else:
+            d = tempfile.mkdtemp(prefix="vidgraph-staging-")
+        try:
+            yield Path(d)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
