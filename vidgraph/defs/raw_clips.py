@@ -16,7 +16,7 @@ from dagster import (
 from pydantic import Field
 
 from vidgraph.defs.metadata import contact_sheet, image_md, md_table
-from vidgraph.defs.partitions import shards
+from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
 from vidgraph.defs.source_videos import accounting, source_videos
 from vidgraph.media.decode import iter_video_frames
@@ -36,7 +36,7 @@ class RawClipsConfig(Config):
         return ShotDetectorConfig(detector=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len)
 
 
-@asset(partitions_def=shards, group_name="clips", code_version="1", deps=[source_videos], kinds={"video", "parquet"})
+@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version="1", deps=[source_videos], kinds={"video", "parquet"})
 def raw_clips(
     context: AssetExecutionContext, config: RawClipsConfig, store: DatasetStoreResource, ingest_settings: IngestSettings
 ) -> MaterializeResult:

@@ -12,7 +12,7 @@ from dagster import (
 )
 
 from vidgraph.defs.metadata import md_table
-from vidgraph.defs.partitions import shards
+from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
 from vidgraph.stages.source_videos import ASSET, build_source_videos
 from vidgraph.storage.store import DatasetStore
@@ -20,7 +20,7 @@ from vidgraph.storage.store import DatasetStore
 PREVIEW_COLUMNS = ["video_id", "relpath", "video_codec", "width", "height", "duration_s", "avg_fps", "is_vfr", "has_audio"]
 
 
-@asset(partitions_def=shards, group_name="ingest", code_version="1", kinds={"video", "parquet"})
+@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="ingest", code_version="1", kinds={"video", "parquet"})
 def source_videos(
     context: AssetExecutionContext, store: DatasetStoreResource, ingest_settings: IngestSettings
 ) -> MaterializeResult:

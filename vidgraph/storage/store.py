@@ -64,6 +64,21 @@ def _s3_filesystem(settings: S3Settings) -> pafs.FileSystem:
     return pafs.S3FileSystem(**kwargs)
 
 
+def _boto3_client(settings: S3Settings):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region or "us-east-1",
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        aws_session_token=settings.session_token,
+        config=Config(retries={"max_attempts": 10, "mode": "standard"}),
+    )
+
+
 class DatasetStore:
     """Reads and writes dataset files under one root URI (a folder path or s3://bucket/prefix)."""
 
@@ -72,7 +87,11 @@ class DatasetStore:
         parsed = urlparse(self.root_uri)
         if parsed.scheme == "s3":
             self.is_local = False
-            self.fs = _s3_filesystem(s3 or S3Settings.from_env())
+            settings = s3 or S3Settings.from_env()
+            self.fs = _s3_filesystem(settings)
+            # Writes go through boto3, as dagster-aws's S3Resource does: standard retry mode
+            # backs off on throttling and 5xx; large files go up in multipart, retried per part.
+            self._s3 = _boto3_client(settings)
             self.base = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
         elif parsed.scheme in ("", "file"):
             self.is_local = True
@@ -115,8 +134,8 @@ class DatasetStore:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         else:
-            with self.fs.open_output_stream(path) as out:
-                out.write(data)
+            bucket, key = path.split("/", 1)
+            self._s3.put_object(Bucket=bucket, Key=key, Body=data)
         return path
 
     def put_file(self, local_file: str | Path, path: str) -> str:
@@ -127,8 +146,8 @@ class DatasetStore:
             shutil.copyfile(local_file, tmp)
             os.replace(tmp, path)
         else:
-            with open(local_file, "rb") as src, self.fs.open_output_stream(path) as out:
-                shutil.copyfileobj(src, out, length=8 << 20)
+            bucket, key = path.split("/", 1)
+            self._s3.upload_file(str(local_file), bucket, key)  # multipart for large files, retried per part
         return path
 
     def move_file(self, local_file: str | Path, path: str) -> str:
