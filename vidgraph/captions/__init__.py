@@ -1,0 +1,16 @@
+"""Caption logic (pure): frame captions, prompt templates and quality measures."""
+
+from .frame_captions import (CAPTION_LOGIC_VERSION, ClipKeyframes, DenseStep, DiffSWStep, build_dense_requests,
+                             build_diffsw_requests, build_summary_request, caption_clips, dense_segments,
+                             frame_captions_code_version, segment_keyframe_indices)
+from .prompts import (FRAME_CAPTION_TEMPLATES, PromptTemplate, frame_caption_templates, load_template,
+                      prompt_hash, prompts_version)
+from .quality import caption_problems, dense_timestamps_ok, repetition_ratio, word_count
+
+__all__ = [
+    "CAPTION_LOGIC_VERSION", "ClipKeyframes", "DenseStep", "DiffSWStep", "FRAME_CAPTION_TEMPLATES",
+    "PromptTemplate", "build_dense_requests", "build_diffsw_requests", "build_summary_request", "caption_clips",
+    "caption_problems", "dense_segments", "dense_timestamps_ok", "frame_caption_templates",
+    "frame_captions_code_version", "load_template", "prompt_hash", "prompts_version", "repetition_ratio",
+    "segment_keyframe_indices", "word_count",
+]

@@ -1,0 +1,84 @@
+"""Dagster resource that vends a :class:`~vidgraph.models.backends.ChatModel`.
+
+The model is built on the first ``get_model()`` call and cached on the resource instance, so a
+step loads its weights once and reuses them for every clip of the shard. Dagster initialises a
+resource once per run per process (so once per step under the multiprocess executor).
+Secrets never appear in config: ``api_key_env`` names the environment variable that holds the key.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from .backends import ChatModel, OpenAIChatModel, TransformersChatModel, _redact_url
+
+_KIND_BY_ROLE = {"vlm": "vlm", "llm": "text", "text": "text", "asr": "asr"}
+
+
+class ChatModelResource(dg.ConfigurableResource):
+    """A chat model backend: local transformers or an OpenAI-compatible endpoint."""
+
+    backend: str = "transformers"  # "transformers" | "openai"
+    model: str  # hub id, local folder, or tiny:<vlm|llm|asr>
+    kind: str = "vlm"  # "vlm" | "text" | "asr" (transformers backend)
+    revision: str = ""
+    base_url: str = ""
+    api_key_env: str = "VIDGRAPH_API_KEY"
+    max_concurrency: int = 4
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    language: str = ""
+
+    _model: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def from_spec(cls, spec) -> "ChatModelResource":
+        """From a :class:`vidgraph.models.profiles.ModelSpec` (keeps ``tiny:`` names unresolved)."""
+        return cls(backend=spec.backend, model=spec.source or spec.model, kind=spec.kind,
+                   revision=spec.revision, base_url=spec.base_url, api_key_env=spec.api_key_env,
+                   max_concurrency=spec.max_concurrency, timeout_s=float(spec.timeout_s),
+                   max_retries=spec.max_retries, backoff_s=float(spec.backoff_s), batch_size=spec.batch_size,
+                   device=spec.device, dtype=spec.dtype, language=spec.language)
+
+    def _build(self) -> ChatModel:
+        from .profiles import resolve_model
+
+        if self.backend == "transformers":
+            kind = _KIND_BY_ROLE.get(self.kind, self.kind)
+            return TransformersChatModel(resolve_model(self.model), revision=self.revision or None,
+                                         device=self.device, dtype=self.dtype, batch_size=self.batch_size,
+                                         kind=kind, language=self.language or None, name=self.model)
+        if self.backend == "openai":
+            return OpenAIChatModel(self.base_url, self.model, api_key=os.environ.get(self.api_key_env) or None,
+                                   max_concurrency=self.max_concurrency, timeout_s=self.timeout_s,
+                                   max_retries=self.max_retries, backoff_s=self.backoff_s, revision=self.revision)
+        raise ValueError(f"unknown backend {self.backend!r}; use 'transformers' or 'openai'")
+
+    def get_model(self) -> ChatModel:
+        """The backend, built once per resource instance (weights load on first generate)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._build()
+            return self._model
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance without loading anything (no secrets: only the env var's name)."""
+        d = {"backend": self.backend, "model": self.model, "revision": self.revision}
+        if self.backend == "openai":
+            d["base_url"] = _redact_url(self.base_url)
+        return d
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._model is not None:
+            self._model.close()
+            self._model = None
