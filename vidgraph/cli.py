@@ -17,7 +17,12 @@ def _instance():
     from dagster import DagsterInstance
 
     # A persistent instance when DAGSTER_HOME is set (runs show up in the UI), else ephemeral.
-    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return DagsterInstance.ephemeral()
+    # Dagster refuses a DAGSTER_HOME that does not exist yet; a fresh machine has none.
+    os.makedirs(home, exist_ok=True)
+    return DagsterInstance.get()
 
 
 def cmd_shots(args) -> int:

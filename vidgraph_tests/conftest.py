@@ -8,6 +8,9 @@ from vidgraph.media.synthetic import Scene, SyntheticSpec, write_video
 
 pytest_plugins = ["vidgraph_tests.conftest_models"]
 
+# Tests use ephemeral instances: the Makefile's DAGSTER_HOME is for the demo and the UI.
+os.environ.pop("DAGSTER_HOME", None)
+
 # Real footage lives beside the checkout (../shared/media); a user's clone has none.
 SHARED_MEDIA = Path(os.environ.get("VIDGRAPH_SHARED_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
 
