@@ -7,6 +7,7 @@ so running ingest again over the same landing folder changes nothing.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from vidgraph.media.probe import sha256_file
 from vidgraph.storage.catalog import read_all
 from vidgraph.storage.schemas import LEDGER_SCHEMA, QUARANTINE_SCHEMA
 from vidgraph.storage.store import DatasetStore
@@ -72,17 +72,56 @@ def _is_inside(path: Path, root: Path) -> bool:
         return False
 
 
-def scan_landing(landing: str | Path, min_age_s: float = 0.0) -> ScanResult:
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device or special file"
+
+
+class _NotRegular(Exception):
+    pass
+
+
+def _hash_regular_file(path: Path, chunk: int = 4 << 20) -> tuple[int, str]:
+    """(size, sha256) of a regular file, opened so that nothing can block or redirect the open.
+
+    ``O_NONBLOCK`` makes the open of a FIFO (swapped in after the stat) return at once and
+    ``O_NOFOLLOW`` refuses a symlink swapped in; the open file is checked with ``fstat``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotRegular(_kind(st.st_mode))
+        h = hashlib.sha256()
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            while block := f.read(chunk):
+                h.update(block)
+        return st.st_size, h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def scan_landing(landing: str | Path, min_age_s: float = 0.0, exclude: tuple[str | Path, ...] = ()) -> ScanResult:
     """Find video files under ``landing`` without ever opening anything but regular files.
 
-    Symlinks are followed only when they resolve inside the landing zone; FIFOs, devices and
-    sockets are reported, never opened (opening a FIFO would block); folders are walked (a
-    folder named ``x.mp4`` is a folder, not an input). Files younger than ``min_age_s`` are
-    left for the next scan (they may still be uploading).
+    Symlinks are followed only when they resolve inside the landing zone (symlinked folders are
+    never walked); FIFOs, devices and sockets are reported, never opened (opening a FIFO would
+    block); folders are walked (a folder named ``x.mp4`` is a folder, not an input); hidden
+    folders are not walked, and a hidden file with a video extension is reported (``._x.mp4``
+    copies of macOS metadata, partial uploads). Files younger than ``min_age_s`` are left for
+    the next scan (they may still be uploading). Folders in ``exclude`` (the dataset root when
+    it lies inside the landing zone) are not walked.
     """
     root = Path(landing).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist")
+    skip = {Path(e).resolve() for e in exclude}
     result = ScanResult()
     seen: dict[str, str] = {}
     now = time.time()
@@ -90,43 +129,67 @@ def scan_landing(landing: str | Path, min_age_s: float = 0.0) -> ScanResult:
     entries: list[tuple[str, Path]] = []
     while stack:
         folder = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.name.startswith("."):
-                    continue  # hidden files and partial uploads (.part, .tmp) are not inputs
-                p = Path(entry.path)
-                rel = str(p.relative_to(root))
+        try:
+            listing = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:  # unreadable folder: say so instead of failing the scan
+            rel = str(folder.relative_to(root)) if folder != root else "."
+            result.rejected.append(Rejected(rel, f"folder cannot be listed: {e.strerror or e}"))
+            continue
+        for entry in listing:
+            p = Path(entry.path)
+            rel = str(p.relative_to(root))
+            try:
                 st = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
+            except OSError:
+                continue  # vanished while listing
+            if stat.S_ISDIR(st.st_mode):
+                if not entry.name.startswith(".") and p not in skip:
                     stack.append(p)
-                    continue
-                if p.suffix.lower() not in VIDEO_EXTENSIONS:
-                    continue
-                entries.append((rel, p))
+                continue
+            if p.suffix.lower() not in VIDEO_EXTENSIONS:
+                continue
+            if entry.name.startswith("."):
+                result.rejected.append(Rejected(rel, "hidden file (name starts with '.'): not an input"))
+                continue
+            entries.append((rel, p))
     for rel, p in sorted(entries):
-        st = os.lstat(p)
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue  # removed since the listing
         if stat.S_ISLNK(st.st_mode):
-            target = p.resolve()
-            if not _is_inside(target, root):
+            try:
+                target = Path(os.path.realpath(p, strict=True))
+            except (OSError, RuntimeError) as e:
+                why = "a loop" if getattr(e, "errno", None) == errno.ELOOP else "a missing target"
+                result.rejected.append(Rejected(rel, f"symbolic link cannot be resolved ({why})"))
+                continue
+            if not _is_inside(target, root) or any(_is_inside(target, s) for s in skip):
                 result.rejected.append(Rejected(rel, "symbolic link leaves the landing zone"))
                 continue
-            if not target.is_file():
-                result.rejected.append(Rejected(rel, "symbolic link to something that is not a regular file"))
-                continue
             st = os.stat(target)
+            if not stat.S_ISREG(st.st_mode):
+                result.rejected.append(Rejected(rel, f"symbolic link to something that is not a regular file ({_kind(st.st_mode)})"))
+                continue
             p = target
-        if not stat.S_ISREG(st.st_mode):
-            kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device or special file"
-            result.rejected.append(Rejected(rel, f"not a regular file ({kind})"))
+        elif not stat.S_ISREG(st.st_mode):
+            result.rejected.append(Rejected(rel, f"not a regular file ({_kind(st.st_mode)})"))
             continue
         if min_age_s and now - st.st_mtime < min_age_s:
             continue
-        digest = sha256_file(p)
+        try:
+            size, digest = _hash_regular_file(p)
+        except _NotRegular as e:
+            result.rejected.append(Rejected(rel, f"not a regular file ({e})"))
+            continue
+        except OSError as e:
+            result.rejected.append(Rejected(rel, f"cannot be read: {e.strerror or e}"))
+            continue
         if digest in seen:
             result.duplicates.append(Duplicate(rel, digest, seen[digest]))
             continue
         seen[digest] = rel
-        result.candidates.append(Candidate(p, rel, st.st_size, digest))
+        result.candidates.append(Candidate(p, rel, size, digest))
     return result
 
 
@@ -147,7 +210,7 @@ class IngestResult:
             "new_shards": {k: len(v) for k, v in self.new_shards.items()},
             "new_videos": sum(len(v) for v in self.new_shards.values()),
             "already_ingested": len(self.already_ingested),
-            "duplicates": len(self.duplicates),
+            "duplicates": [{"path": d.relpath, "same_as": d.same_as} for d in self.duplicates],
             "rejected": [{"path": r.relpath, "reason": r.reason} for r in self.rejected],
         }
 
@@ -157,9 +220,45 @@ def ingested_hashes(store: DatasetStore) -> set[str]:
     return set(ledger.column("sha256").to_pylist()) if ledger is not None else set()
 
 
+def _ledger_paths(store: DatasetStore) -> dict[str, tuple[set[str], str]]:
+    """sha256 -> (every landing path recorded for it, the relpath of its first ledger row)."""
+    ledger = read_all(store, "ingest_ledger")
+    out: dict[str, tuple[set[str], str]] = {}
+    if ledger is None:
+        return out
+    for row in sorted(ledger.select(["sha256", "landing_path", "relpath", "ingested_at"]).to_pylist(),
+                      key=lambda r: (r["ingested_at"] or "", r["relpath"] or "")):
+        paths, first = out.setdefault(row["sha256"], (set(), row["relpath"]))
+        paths.add(row["landing_path"])
+    return out
+
+
 def ledger_shards(store: DatasetStore) -> list[str]:
     ledger = read_all(store, "ingest_ledger")
     return sorted(set(ledger.column("shard").to_pylist())) if ledger is not None else []
+
+
+def duplicate_reason(same_as: str) -> str:
+    return f"duplicate: same content as {same_as!r}, which is ingested instead"
+
+
+def _outside_root(scan: ScanResult, store: DatasetStore, landing: Path) -> ScanResult:
+    """Drop what lies in the dataset root, when the root is inside the landing zone: the
+    pipeline's own outputs (clip files, copies of sources) are never inputs."""
+    if not store.is_local:
+        return scan
+    root = Path(store.base)
+    if not _is_inside(root, landing):
+        return scan
+
+    def inside(rel: str) -> bool:
+        return _is_inside(landing / rel, root)
+
+    return ScanResult(
+        [c for c in scan.candidates if not _is_inside(c.path, root) and not inside(c.relpath)],
+        [r for r in scan.rejected if not inside(r.relpath)],
+        [d for d in scan.duplicates if not inside(d.relpath)],
+    )
 
 
 def ingest(
@@ -169,14 +268,29 @@ def ingest(
     min_age_s: float = 0.0,
     scan: ScanResult | None = None,
 ) -> IngestResult:
-    """Record new videos of ``landing`` in the ledger, ``shard_size`` per shard."""
+    """Record new videos of ``landing`` in the ledger, ``shard_size`` per shard.
+
+    Content already in the ledger is not ingested again: the same file at the same path is
+    "already ingested"; the same bytes under another name are a duplicate, recorded in the
+    quarantine (stage ``ingest``) with the name of the copy that was ingested, like every file
+    the landing scan refused.
+    """
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
     landing = Path(landing).resolve()
-    scan = scan or scan_landing(landing, min_age_s=min_age_s)
-    known = ingested_hashes(store)
-    fresh = [c for c in scan.candidates if c.sha256 not in known]
-    old = [c for c in scan.candidates if c.sha256 in known]
+    exclude = (store.base,) if store.is_local else ()
+    scan = _outside_root(scan or scan_landing(landing, min_age_s=min_age_s, exclude=exclude), store, landing)
+    known = _ledger_paths(store)
+    fresh: list[Candidate] = []
+    old: list[Candidate] = []
+    duplicates = list(scan.duplicates)
+    for c in scan.candidates:
+        if c.sha256 not in known:
+            fresh.append(c)
+        elif str(c.path) in known[c.sha256][0]:
+            old.append(c)
+        else:
+            duplicates.append(Duplicate(c.relpath, c.sha256, known[c.sha256][1]))
     shards: dict[str, list[Candidate]] = {}
     for i in range(0, len(fresh), shard_size):
         group = fresh[i:i + shard_size]
@@ -197,24 +311,33 @@ def ingest(
             schema=LEDGER_SCHEMA,
         )
         store.write_table("ingest_ledger", shard, table)
-    _record_scan_rejections(store, landing, scan.rejected)
-    return IngestResult(shards, scan.duplicates, old, scan.rejected, scan.signature())
+    _record_scan_rejections(store, landing, scan.rejected, duplicates)
+    return IngestResult(shards, duplicates, old, scan.rejected, scan.signature())
 
 
-def _record_scan_rejections(store: DatasetStore, landing: Path, rejected: list[Rejected]) -> None:
-    """Files refused at the landing zone go to the quarantine once each (keyed by path+reason)."""
-    if not rejected:
+def _record_scan_rejections(store: DatasetStore, landing: Path, rejected: list[Rejected], duplicates: list[Duplicate] = ()) -> None:
+    """Files refused at the landing zone, and duplicates, go to the quarantine once each
+    (keyed by path and reason)."""
+    from vidgraph.stages.source_videos import video_id_for
+
+    if not rejected and not duplicates:
         return
     existing = read_all(store, "quarantine")
     have = set()
     if existing is not None:
         have = set(zip(existing.column("path").to_pylist(), existing.column("reason").to_pylist()))
+    refused = [(r.relpath, r.reason, None) for r in rejected]
+    refused += [(d.relpath, duplicate_reason(d.same_as), d.sha256) for d in duplicates]
     rows = []
-    for r in rejected:
-        path = str(landing / r.relpath)
-        if (path, r.reason) in have:
+    for relpath, reason, sha in refused:
+        path = str(landing / relpath)
+        if (path, reason) in have:
             continue
-        rows.append({"path": path, "sha256": None, "reason": r.reason, "stage": "ingest", "shard": None, "video_id": None})
+        have.add((path, reason))
+        rows.append(
+            {"path": path, "sha256": sha, "reason": reason, "stage": "ingest", "shard": None,
+             "video_id": video_id_for(sha) if sha else None}
+        )
     if rows:
         key = "ingest-" + hashlib.sha256("\n".join(f"{r['path']}\0{r['reason']}" for r in rows).encode()).hexdigest()[:12]
         store.write_table("quarantine", key, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), name="ingest")

@@ -69,7 +69,7 @@ def iter_video_frames(container, stream, timeout_s: float | None = None) -> Iter
             yield DecodedFrame(index, rel, frame)
             index += 1
             if timeout_s is not None and index % 32 == 0 and time.monotonic() - start > timeout_s:
-                raise DecodeTimeout(f"decoding took longer than the limit of {timeout_s:.0f}s")
+                raise DecodeTimeout(f"decoding took longer than the limit of {timeout_s:g}s")
     if packets and damaged / packets > MAX_DAMAGED_PACKET_SHARE:
         raise InputRejected(f"{damaged} of {packets} video packets are damaged")
     if index == 0:

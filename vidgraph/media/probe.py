@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import struct
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -149,6 +150,7 @@ def probe_video(path: str | Path, policy: InputPolicy = InputPolicy(), sha256: s
         head = f.read(64).lstrip()
     if any(head.startswith(m) for m in _PLAYLIST_MAGIC):
         raise InputRejected("is a playlist or concat list, not a media file")
+    _check_mp4_boxes(path, st.st_size)
 
     with open_input(path) as c:
         if not c.streams.video:
@@ -202,6 +204,39 @@ def probe_video(path: str | Path, policy: InputPolicy = InputPolicy(), sha256: s
         # The display matrix is read off a decoded frame (degrees, counter-clockwise).
         probe.rotation = _first_frame_rotation(c)
     return probe
+
+
+def _check_mp4_boxes(path: Path, size: int) -> None:
+    """An MP4/MOV (first box ``ftyp``) must have its index (``moov``) and no media box cut short.
+
+    FFmpeg opens a file whose index is intact but whose media data was cut off (an interrupted
+    upload) and decodes only the frames that are present, so a half file would pass as a
+    shorter video; only the top-level box headers are read here.
+    """
+    with open(path, "rb") as f:
+        if f.read(8)[4:8] != b"ftyp":
+            return
+        pos, seen, cut = 0, set(), False
+        while pos + 8 <= size:
+            f.seek(pos)
+            hdr = f.read(16)
+            box_size, box_type = struct.unpack(">I4s", hdr[:8])
+            if box_size == 1 and len(hdr) == 16:
+                box_size = struct.unpack(">Q", hdr[8:16])[0]
+            elif box_size == 0:  # runs to the end of the file
+                box_size = size - pos
+            if box_size < 8:
+                break  # not a box header: leave the rest to the demuxer
+            seen.add(box_type)
+            if pos + box_size > size:
+                if box_type in (b"mdat", b"moov", b"moof"):
+                    name = box_type.decode("ascii")
+                    raise InputRejected(f"file is truncated: its {name} box needs {pos + box_size} bytes, the file has {size}")
+                cut = True
+                break
+            pos += box_size
+    if b"moov" not in seen:
+        raise InputRejected("mp4 index (moov box) is missing" + (" (the file may be truncated)" if cut else ""))
 
 
 def _first_frame_rotation(c) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
-import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,44 @@ def quarantine_row(path: str, reason: str, stage: str, shard: str, sha256: str |
     return {"path": path, "sha256": sha256, "reason": reason, "stage": stage, "shard": shard, "video_id": video_id}
 
 
+def landing_problem(path: Path, landing: Path | None) -> str | None:
+    """Why a ledger path may not be read now, or None: it must still be a regular file (not a
+    symlink, FIFO or folder swapped in since ingest) whose real path is inside the landing zone."""
+    real = Path(os.path.realpath(path))  # never raises, even on a symlink loop
+    if landing is not None and not real.is_relative_to(landing):
+        return "path is outside the landing zone"
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "missing from the landing zone since ingest"
+    except OSError as e:
+        return f"cannot be read: {e.strerror or e}"
+    if stat.S_ISLNK(st.st_mode):
+        return "became a symbolic link since ingest"
+    return None
+
+
+def copy_verified(src: Path, dst: Path, sha256: str, chunk: int = 4 << 20) -> None:
+    """Copy ``src`` while hashing what is copied; the copy must have the ingested sha256 (a file
+    swapped or rewritten between the probe and the copy is refused, not copied)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(src, flags)
+    except OSError as e:
+        raise InputRejected(f"cannot be read: {e.strerror or e}") from e
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise InputRejected("is no longer a regular file")
+        with open(dst, "wb") as out:
+            while block := f.read(chunk):
+                h.update(block)
+                out.write(block)
+    if h.hexdigest() != sha256:
+        dst.unlink()
+        raise InputRejected("content changed since ingest (sha256 differs)")
+
+
 def _safe_suffix(name: str) -> str:
     suffix = Path(name).suffix.lower()
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".bin"
@@ -57,27 +97,24 @@ def build_source_videos(
             def reject(reason: str) -> None:
                 quarantined.append(quarantine_row(str(path), reason, ASSET, shard, entry["sha256"], vid))
 
-            if landing is not None and not path.resolve().is_relative_to(landing):
-                reject("path is outside the landing zone")
-                continue
-            if not path.exists() and not path.is_symlink():
-                reject("missing from the landing zone since ingest")
+            problem = landing_problem(path, landing)
+            if problem:
+                reject(problem)
                 continue
             try:
                 probe = probe_video(path, policy)
+                if probe.sha256 != entry["sha256"]:
+                    raise InputRejected("content changed since ingest (sha256 differs)")
+                media_rel = f"{ASSET}/{shard}/media/{vid}{_safe_suffix(path.name)}"
+                target = staging / "media" / f"{vid}{_safe_suffix(path.name)}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                copy_verified(path, target, entry["sha256"])
             except InputRejected as e:
                 reject(e.reason)
                 continue
             except Exception as e:  # noqa: BLE001 - one bad file must never stop the shard
                 reject(f"probe failed: {type(e).__name__}: {e}")
                 continue
-            if probe.sha256 != entry["sha256"]:
-                reject("content changed since ingest (sha256 differs)")
-                continue
-            media_rel = f"{ASSET}/{shard}/media/{vid}{_safe_suffix(path.name)}"
-            target = staging / "media" / f"{vid}{_safe_suffix(path.name)}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
             row = probe.as_row()
             row.pop("path")
             rows.append(

@@ -85,6 +85,9 @@ class DatasetStore:
     def __init__(self, root: str, s3: S3Settings | None = None):
         self.root_uri = str(root)
         parsed = urlparse(self.root_uri)
+        if parsed.username or parsed.password:
+            # The root shows up in metadata and logs; credentials belong in the environment.
+            raise ValueError("the dataset root must not carry credentials (s3://KEY:SECRET@...); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead")
         if parsed.scheme == "s3":
             self.is_local = False
             settings = s3 or S3Settings.from_env()
