@@ -27,7 +27,9 @@ def test_probe_real_media(shared_media, name):
 
 def test_many_cuts_in_an_edited_short(shared_media):
     a = analyze_video(shared_media / "wannaworktogether.mp4")
-    assert len(a.shots) >= 10  # a 3-minute animated short with many hard cuts
+    # A 3-minute animated short: a handful of hard cuts among whip-pans and motion graphics,
+    # which ContentDetector over-splits (checked by eye; see bench/README.md, "Cut accuracy").
+    assert len(a.shots) >= 5
     assert a.shots[-1].end_frame == a.n_frames
 
 
