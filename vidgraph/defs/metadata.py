@@ -57,3 +57,35 @@ def image_md(data: bytes | None, alt: str, mime: str = "image/jpeg") -> Metadata
     if not data:
         return MetadataValue.md("_no image_")
     return MetadataValue.md(f"![{alt}](data:{mime};base64,{base64.b64encode(data).decode()})")
+
+
+def bar_chart_png(counts, edges, title: str, marks: dict[str, float] | None = None, size=(480, 220)) -> bytes | None:
+    """A histogram as a small PNG (no plotting library needed): bars, axis labels, threshold marks."""
+    counts = np.asarray(counts)
+    if counts.size == 0:
+        return None
+    w, h = size
+    left, bottom, top = 40, 30, 24
+    img = np.full((h, w, 3), 255, np.uint8)
+    plot_w, plot_h = w - left - 10, h - bottom - top
+    lo, hi = float(edges[0]), float(edges[-1])
+    peak = max(int(counts.max()), 1)
+    bw = plot_w / len(counts)
+    for i, c in enumerate(counts):
+        x0 = int(left + i * bw)
+        y0 = int(top + plot_h * (1 - c / peak))
+        cv2.rectangle(img, (x0 + 1, y0), (int(x0 + bw) - 1, top + plot_h), (180, 120, 60), -1)
+    cv2.line(img, (left, top + plot_h), (left + plot_w, top + plot_h), (0, 0, 0), 1)
+    for name, v in (marks or {}).items():
+        if lo <= v <= hi:
+            x = int(left + (v - lo) / (hi - lo) * plot_w)
+            cv2.line(img, (x, top), (x, top + plot_h), (40, 40, 220), 1)
+            cv2.putText(img, name, (x + 2, top + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (40, 40, 220), 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, title, (left, 16), font, 0.45, (0, 0, 0), 1)
+    cv2.putText(img, f"{lo:.3g}", (left, h - 10), font, 0.35, (0, 0, 0), 1)
+    cv2.putText(img, f"{hi:.3g}", (left + plot_w - 30, h - 10), font, 0.35, (0, 0, 0), 1)
+    cv2.putText(img, str(peak), (4, top + 8), font, 0.35, (0, 0, 0), 1)
+    cv2.putText(img, "0", (4, top + plot_h), font, 0.35, (0, 0, 0), 1)
+    ok, buf = cv2.imencode(".png", img)
+    return buf.tobytes() if ok else None

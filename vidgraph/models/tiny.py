@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 _READY = "VIDGRAPH_TINY_READY.json"
 SEED = 1234
 
@@ -201,7 +201,21 @@ def build_tiny_whisper(out_dir: Path, seed: int = SEED) -> Path:
     return out_dir
 
 
-_BUILDERS = {"vlm": build_tiny_vlm, "llm": build_tiny_llm, "asr": build_tiny_whisper}
+def build_tiny_image_scorer(out_dir: Path, seed: int = SEED) -> Path:
+    """ViT image classifier with one output (a quality logit), for the long_takes ClipScorer."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    _seed_all(seed)
+    out_dir = Path(out_dir)
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=2, num_labels=1, id2label={0: "quality"}, label2id={"quality": 0})
+    ViTForImageClassification(cfg).eval().save_pretrained(out_dir)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out_dir)
+    return out_dir
+
+
+_BUILDERS = {"vlm": build_tiny_vlm, "llm": build_tiny_llm, "asr": build_tiny_whisper,
+             "scorer": build_tiny_image_scorer}
 
 
 def build_tiny_models(out_dir: Path) -> dict[str, Path]:

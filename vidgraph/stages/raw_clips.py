@@ -97,6 +97,7 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
     quarantined: list[dict] = []
     detector_params = json.dumps(settings.detector.describe(), sort_keys=True)
     encoding = json.dumps(settings.encoding.describe(), sort_keys=True)
+    analysis_params = json.dumps(settings.analysis.describe(), sort_keys=True)
     with store.staging_dir() as staging:
         for video in videos:
             vid = video["video_id"]
@@ -140,6 +141,7 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
                         "detector": settings.detector.detector,
                         "detector_params": detector_params,
                         "encoding": encoding,
+                        "analysis_params": analysis_params,
                     }
                 )
             frame_tables.append(signal_table(vid, analysis.frames, "frame_index"))

@@ -11,7 +11,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from vidgraph.storage.schemas import (
+    CLIP_KEYFRAMES_SCHEMA,
+    FRAME_CAPTIONS_SCHEMA,
     LEDGER_SCHEMA,
+    LONG_TAKES_SCHEMA,
     QUARANTINE_SCHEMA,
     RAW_CLIPS_SCHEMA,
     SOURCE_VIDEOS_SCHEMA,
@@ -24,6 +27,9 @@ KNOWN_SCHEMAS = {
     "quarantine": QUARANTINE_SCHEMA,
     "source_videos": SOURCE_VIDEOS_SCHEMA,
     "raw_clips": RAW_CLIPS_SCHEMA,
+    "long_takes": LONG_TAKES_SCHEMA,
+    "clip_keyframes": CLIP_KEYFRAMES_SCHEMA,
+    "frame_captions": FRAME_CAPTIONS_SCHEMA,
 }
 
 # Assets whose every table, whatever its file name, belongs to one view.

@@ -1,0 +1,252 @@
+"""long_takes: LVD-2M-style long-take filter over the raw clips, from the stored signals."""
+
+import hashlib
+import json
+from collections import Counter
+
+import numpy as np
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    ConfigurableResource,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import PrivateAttr
+
+from vidgraph.defs.metadata import bar_chart_png, contact_sheet, image_md, md_table
+from vidgraph.defs.partitions import STEP_RETRY, shards
+from vidgraph.defs.raw_clips import raw_clips
+from vidgraph.defs.resources import DatasetStoreResource
+from vidgraph.media.longtake import REASONS, LongTakeConfig, gradual_transitions, inner_cuts, threshold_violations
+from vidgraph.stages.long_takes import ASSET, KEYFRAMES_TABLE, build_long_takes
+
+PREVIEW_COLUMNS = ["clip_id", "duration_s", "passed", "reasons", "dynamic_degree", "camera_motion", "sharpness_median"]
+_DEFAULTS = LongTakeConfig()
+
+
+class LongTakeSettings(ConfigurableResource):
+    """Thresholds of the long-take filter (LVD-2M defaults), and the pass-rate band its check expects."""
+
+    min_duration_s: float = _DEFAULTS.min_duration_s
+    min_dynamic_degree: float = _DEFAULTS.min_dynamic_degree
+    max_dynamic_degree: float = _DEFAULTS.max_dynamic_degree
+    max_jitter: float = _DEFAULTS.max_jitter
+    max_black_frac: float = _DEFAULTS.max_black_frac
+    max_uniform_frac: float = _DEFAULTS.max_uniform_frac
+    min_sharpness: float = _DEFAULTS.min_sharpness
+    max_blurry_frac: float = _DEFAULTS.max_blurry_frac
+    reject_text: bool = _DEFAULTS.reject_text
+    min_semantic_score: float = _DEFAULTS.min_semantic_score
+    keyframe_every_s: float = _DEFAULTS.keyframe_every_s
+    # The WARN check: a pass rate outside this band usually means a threshold went wrong.
+    min_pass_rate: float = 0.01
+    max_pass_rate: float = 0.95
+    min_clips_for_pass_rate: int = 5
+    # How many passing clips the re-measure check decodes again.
+    recheck_sample: int = 3
+
+    def config(self) -> LongTakeConfig:
+        from dataclasses import fields, replace
+
+        names = {f.name for f in fields(LongTakeConfig)}
+        return replace(_DEFAULTS, **{k: v for k, v in self.model_dump().items() if k in names})
+
+
+class ClipScorerResource(ConfigurableResource):
+    """Optional semantic quality: a transformers image classifier scores each clip's keyframes (off by default)."""
+
+    enabled: bool = False
+    model: str = "tiny:scorer"  # hub id, local folder, or tiny:scorer
+    revision: str = ""
+    label: str = ""  # for multi-label models: the label that means good quality
+    batch_size: int = 32
+
+    _scorer = PrivateAttr(default=None)
+
+    def get_scorer(self):
+        if not self.enabled:
+            return None
+        if self._scorer is None:
+            from vidgraph.models.clip_scorer import ClipScorer
+            from vidgraph.models.profiles import resolve_model
+
+            self._scorer = ClipScorer(resolve_model(self.model), self.revision or None, self.label or None,
+                                      batch_size=self.batch_size, name=self.model)
+        return self._scorer
+
+
+@asset(
+    partitions_def=shards,
+    retry_policy=STEP_RETRY,
+    group_name="clips",
+    code_version="1",
+    deps=[raw_clips],
+    kinds={"parquet", "opencv"},
+)
+def long_takes(
+    context: AssetExecutionContext,
+    store: DatasetStoreResource,
+    long_take_settings: LongTakeSettings,
+    clip_scorer: ClipScorerResource,
+) -> MaterializeResult:
+    """Every raw clip with its long-take metrics, verdict and reasons (LVD-2M filter, no new decode)."""
+    st = store.get_store()
+    shard = context.partition_key
+    config = long_take_settings.config()
+    result = build_long_takes(st, shard, config, clip_scorer.get_scorer())
+    rows = result.table.to_pylist()
+    passing = [r for r in rows if r["passed"]]
+    reasons = Counter(reason for r in rows for reason in r["reasons"])
+    by_reason = [{"reason": "passed", "clips": len(passing)}] + [
+        {"reason": reason, "clips": reasons[reason]} for reason in REASONS if reasons[reason]
+    ]
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "passed": len(passing),
+            "failed": len(rows) - len(passing),
+            "pass_rate": round(len(passing) / len(rows), 3) if rows else 0.0,
+            "passed_seconds": round(sum(r["duration_s"] for r in passing), 1),
+            "by_reason": md_table(by_reason, limit=20),
+            "camera_motion": MetadataValue.json(dict(Counter(r["camera_motion"] for r in rows))),
+            "dynamic_degree_histogram": image_md(_dynamic_histogram(rows, config), "dynamic degree", "image/png"),
+            "passing_keyframes": image_md(_sheet(st, shard, passing), "passing clips"),
+            "failing_keyframes": image_md(_sheet(st, shard, [r for r in rows if not r["passed"]]), "failing clips"),
+            "preview": md_table(rows, PREVIEW_COLUMNS),
+            "thresholds": MetadataValue.json(config.describe()),
+            "location": MetadataValue.path(st.uri(ASSET, shard)),
+        }
+    )
+
+
+def _dynamic_histogram(rows: list[dict], config: LongTakeConfig) -> bytes | None:
+    values = [r["dynamic_degree"] for r in rows if r["dynamic_degree"] is not None]
+    if not values:
+        return None
+    hi = max(max(values), config.min_dynamic_degree * 2) * 1.05
+    counts, edges = np.histogram(values, bins=20, range=(0.0, hi))
+    return bar_chart_png(
+        counts, edges, title="dynamic degree (diagonal/s)", marks={"min": config.min_dynamic_degree, "max": config.max_dynamic_degree}
+    )
+
+
+def _sheet(st, shard: str, rows: list[dict], limit: int = 6) -> bytes | None:
+    """Three keyframes of each of a few clips, labelled with the verdict."""
+    if not rows or not st.exists(st.table_path(ASSET, shard, KEYFRAMES_TABLE)):
+        return None
+    wanted = {r["clip_id"]: r for r in rows[:limit]}
+    kfs: dict[str, list[dict]] = {}
+    for k in st.read_table(ASSET, shard, KEYFRAMES_TABLE).to_pylist():
+        if k["clip_id"] in wanted:
+            kfs.setdefault(k["clip_id"], []).append(k)
+    images, labels = [], []
+    for clip_id, r in wanted.items():
+        ks = sorted(kfs.get(clip_id, []), key=lambda k: k["keyframe_index"])
+        pick = [ks[i] for i in sorted({0, len(ks) // 2, len(ks) - 1})] if ks else []
+        for k in pick:
+            images.append(st.read_bytes(st.path(k["path"])))
+            verdict = "pass" if r["passed"] else ",".join(r["reasons"])[:16]
+            labels.append(f"{clip_id[-5:]} {k['t_clip_s']:.0f}s {verdict}")
+    return contact_sheet(images, labels, cols=3)
+
+
+@asset_check(asset=long_takes, blocking=True, partitions_def=shards)
+def one_row_per_raw_clip(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """Every raw clip of the shard has exactly one long_takes row, and there are no others."""
+    st = store.get_store()
+    shard = context.partition_key
+    clips = [r["clip_id"] for r in st.read_table("raw_clips", shard).select(["clip_id"]).to_pylist()]
+    rows = Counter(r["clip_id"] for r in st.read_table(ASSET, shard).select(["clip_id"]).to_pylist())
+    failures = [{"clip_id": c, "problem": "no row"} for c in clips if c not in rows]
+    failures += [{"clip_id": c, "problem": f"{n} rows"} for c, n in rows.items() if n > 1]
+    failures += [{"clip_id": c, "problem": "not a raw clip"} for c in rows if c not in set(clips)]
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={"raw_clips": len(clips), "rows": sum(rows.values()), "failures": md_table(failures, limit=50)},
+    )
+
+
+@asset_check(asset=long_takes, blocking=True, partitions_def=shards)
+def passing_clips_meet_thresholds(
+    context: AssetCheckExecutionContext, store: DatasetStoreResource, long_take_settings: LongTakeSettings
+) -> AssetCheckResult:
+    """Every clip marked passed meets every threshold of the current settings."""
+    return thresholds_result(store.get_store(), context.partition_key, long_take_settings)
+
+
+def thresholds_result(st, shard: str, settings: LongTakeSettings) -> AssetCheckResult:
+    config = settings.config()
+    rows = [r for r in st.read_table(ASSET, shard).to_pylist() if r["passed"]]
+    failures = [
+        {"clip_id": r["clip_id"], "violations": ", ".join(v), "duration_s": r["duration_s"], "dynamic_degree": r["dynamic_degree"]}
+        for r in rows
+        if (v := threshold_violations(r, config))
+    ]
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={"passing_clips": len(rows), "failing_rows": len(failures), "failures": md_table(failures, limit=50)},
+    )
+
+
+@asset_check(asset=long_takes, partitions_def=shards)
+def sampled_passing_clips_have_no_cut(
+    context: AssetCheckExecutionContext, store: DatasetStoreResource, long_take_settings: LongTakeSettings
+) -> AssetCheckResult:
+    """A sample of passing clips, decoded again from their clip files, shows no cut or transition inside."""
+    from vidgraph.media.analysis import analyze_video
+    from vidgraph.media.shots import ShotDetectorConfig
+
+    st = store.get_store()
+    shard = context.partition_key
+    config = long_take_settings.config()
+    passing = [r for r in st.read_table(ASSET, shard).to_pylist() if r["passed"]]
+    # A stable sample: the same clips are re-measured on every run of the check.
+    sample = sorted(passing, key=lambda r: hashlib.sha256(r["clip_id"].encode()).hexdigest())[: long_take_settings.recheck_sample]
+    paths = {r["clip_id"]: r["path"] for r in st.read_table("raw_clips", shard).select(["clip_id", "path"]).to_pylist()}
+    checked, failures = [], []
+    # AdaptiveDetector (a different detector from the splitter's) plus the filter's own tests.
+    detector = ShotDetectorConfig(detector="adaptive")
+    for r in sample:
+        with st.local_copy(st.path(paths[r["clip_id"]]), suffix=".mp4") as local:
+            a = analyze_video(local, detector)
+        found = {
+            "shots": len(a.shots),
+            "inner_cuts": inner_cuts(a.frames, config),
+            "transitions": [t["kind"] for t in gradual_transitions(a.frames, a.fps, config)],
+        }
+        checked.append({"clip_id": r["clip_id"], **found})
+        if found["shots"] > 1 or found["inner_cuts"] or found["transitions"]:
+            failures.append({"clip_id": r["clip_id"], **found})
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={"passing_clips": len(passing), "re_measured": md_table(checked), "failures": md_table(failures)},
+    )
+
+
+@asset_check(asset=long_takes, partitions_def=shards)
+def pass_rate_in_band(
+    context: AssetCheckExecutionContext, store: DatasetStoreResource, long_take_settings: LongTakeSettings
+) -> AssetCheckResult:
+    """The share of clips that pass lies in the configured band (a threshold gone wrong shows here)."""
+    return pass_rate_result(store.get_store(), context.partition_key, long_take_settings)
+
+
+def pass_rate_result(st, shard: str, s: LongTakeSettings) -> AssetCheckResult:
+    rows = st.read_table(ASSET, shard).select(["passed"]).column("passed").to_pylist()
+    rate = sum(rows) / len(rows) if rows else 0.0
+    judged = len(rows) >= s.min_clips_for_pass_rate
+    return AssetCheckResult(
+        passed=(not judged) or s.min_pass_rate <= rate <= s.max_pass_rate,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "clips": len(rows),
+            "pass_rate": round(rate, 3),
+            "band": json.dumps([s.min_pass_rate, s.max_pass_rate]),
+            "judged": judged,
+        },
+    )

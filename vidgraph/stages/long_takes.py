@@ -1,0 +1,134 @@
+"""long_takes: LVD-2M-style filtering of raw clips from the stored signals (no new decode).
+
+One row per raw clip with every metric, ``passed`` and the reasons it failed; each clip's
+keyframes (one every 2 s, picked from the analysis pass's keyframes) are copied beside, with
+their timestamps in a ``keyframes`` table, for the caption stages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vidgraph.media.longtake import LongTakeConfig, dynamic_scorer_json, evaluate_clip, select_keyframes
+from vidgraph.stages.raw_clips import (
+    FRAME_SIGNALS_TABLE,
+    SAMPLE_SIGNALS_TABLE,
+    VIDEO_KEYFRAMES_TABLE,
+    signals_from_table,
+)
+from vidgraph.stages.source_videos import StageResult
+from vidgraph.storage.schemas import CLIP_KEYFRAMES_SCHEMA, LONG_TAKES_SCHEMA, QUARANTINE_SCHEMA
+from vidgraph.storage.store import DatasetStore
+
+ASSET = "long_takes"
+KEYFRAMES_TABLE = "clip_keyframes"  # the catalog view of the same name
+KEYFRAMES_DIR = "keyframes"
+ID_COLUMNS = ["clip_id", "video_id", "shard", "start_frame", "end_frame", "start_s", "end_s"]
+
+
+def _by_video(table: pa.Table) -> dict[str, pa.Table]:
+    if table.num_rows == 0:
+        return {}
+    ids = table.column("video_id").to_numpy(zero_copy_only=False)
+    return {str(v): table.filter(pa.array(ids == v)) for v in np.unique(ids)}
+
+
+def build_long_takes(
+    store: DatasetStore,
+    shard: str,
+    config: LongTakeConfig = LongTakeConfig(),
+    scorer=None,
+) -> StageResult:
+    """Evaluate every raw clip of ``shard``; ``scorer`` (a ClipScorer) adds semantic quality,
+    scoring all keyframes of the shard in one batched pass."""
+    clips = store.read_table("raw_clips", shard).to_pylist()
+    frames = _by_video(store.read_table("raw_clips", shard, FRAME_SIGNALS_TABLE))
+    samples = _by_video(store.read_table("raw_clips", shard, SAMPLE_SIGNALS_TABLE))
+    video_kfs: dict[str, list[dict]] = defaultdict(list)
+    for k in store.read_table("raw_clips", shard, VIDEO_KEYFRAMES_TABLE).to_pylist():
+        video_kfs[k["video_id"]].append(k)
+    for kfs in video_kfs.values():
+        kfs.sort(key=lambda k: k["frame_index"])
+    signals = {vid: ({k: v for k, v in signals_from_table(t).items() if k != "frame_index"}) for vid, t in frames.items()}
+    sample_signals = {vid: signals_from_table(t) for vid, t in samples.items()}
+
+    rows, kf_rows, images = [], [], []
+    filter_config = config.to_json()
+    semantic_scorer = json.dumps(scorer.describe(), sort_keys=True) if scorer is not None else ""
+    with store.staging_dir() as staging:
+        for clip in clips:
+            vid = clip["video_id"]
+            metrics = evaluate_clip(
+                clip["start_frame"], clip["end_frame"], clip["start_s"], clip["end_s"],
+                signals[vid], sample_signals.get(vid, {}), config, fps=clip["fps"],
+            )
+            analysis_params = json.loads(clip.get("analysis_params") or "{}")
+            metrics["dynamic_scorer"] = dynamic_scorer_json(analysis_config=analysis_params)
+            kfs = video_kfs[vid]
+            chosen = select_keyframes(
+                clip["start_frame"], clip["end_frame"],
+                [k["frame_index"] for k in kfs], [k["t_s"] for k in kfs], config.keyframe_every_s,
+            )
+            clip_images = []
+            folder = staging / KEYFRAMES_DIR / clip["clip_id"]
+            for i, idx in enumerate(chosen):
+                k = kfs[idx]
+                data = store.read_bytes(store.path(k["path"]))
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{i:03d}.jpg").write_bytes(data)
+                clip_images.append(data)
+                kf_rows.append(
+                    {
+                        "clip_id": clip["clip_id"],
+                        "video_id": vid,
+                        "keyframe_index": i,
+                        "frame_index": k["frame_index"],
+                        "t_s": k["t_s"],
+                        "t_clip_s": round(k["t_s"] - clip["start_s"], 6),
+                        "width": k["width"],
+                        "height": k["height"],
+                        "path": f"{ASSET}/{shard}/{KEYFRAMES_DIR}/{clip['clip_id']}/{i:03d}.jpg",
+                    }
+                )
+            images.append(clip_images)
+            rows.append(
+                {
+                    **{c: clip[c] for c in ID_COLUMNS},
+                    **metrics,
+                    "semantic_score": None,
+                    "keyframe_count": len(chosen),
+                    "semantic_scorer": semantic_scorer,
+                    "filter_config": filter_config,
+                }
+            )
+        if scorer is not None:
+            _score(rows, images, scorer, config)
+        table = pa.Table.from_pylist(rows, schema=LONG_TAKES_SCHEMA)
+        pq.write_table(pa.Table.from_pylist(kf_rows, schema=CLIP_KEYFRAMES_SCHEMA), staging / f"{KEYFRAMES_TABLE}.parquet")
+        pq.write_table(table, staging / f"{ASSET}.parquet", compression="zstd")
+        store.publish_shard(ASSET, shard, staging)
+    return StageResult(table, QUARANTINE_SCHEMA.empty_table(), inputs=len(clips))
+
+
+def _score(rows: list[dict], images: list[list[bytes]], scorer, config: LongTakeConfig) -> None:
+    """Score every keyframe of the shard in one batched call; a clip's score is its mean."""
+    flat = [img for clip_images in images for img in clip_images]
+    if not flat:
+        return
+    from vidgraph.models.clip_scorer import decode_jpeg
+
+    scores = scorer.score_images([decode_jpeg(b) for b in flat])
+    pos = 0
+    for row, clip_images in zip(rows, images):
+        n = len(clip_images)
+        if n:
+            row["semantic_score"] = float(np.mean(scores[pos : pos + n]))
+            if row["semantic_score"] < config.min_semantic_score and "low_semantic_quality" not in row["reasons"]:
+                row["reasons"] = [*row["reasons"], "low_semantic_quality"]
+                row["passed"] = False
+        pos += n

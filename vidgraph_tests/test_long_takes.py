@@ -1,0 +1,169 @@
+"""Long-take metrics on synthetic clips with a known answer, and the long_takes asset with its checks."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from vidgraph.media.analysis import analyze_video
+from vidgraph.media.longtake import LongTakeConfig, evaluate_clip, select_keyframes, threshold_violations
+from vidgraph.media.synthetic import Scene, SyntheticSpec, write_video
+
+FPS = 24
+S = FPS  # frames per second, for readability
+
+# One 12 s take per case (above the 10 s minimum), 320x180.
+CASES = {
+    "static": [Scene(12 * S, "static", seed=1)],
+    "pan": [Scene(12 * S, "pan", seed=2, speed=0.5)],
+    "tilt": [Scene(12 * S, "tilt", seed=3, speed=1.2)],
+    "zoom": [Scene(12 * S, "zoom", seed=4)],
+    "shaky": [Scene(12 * S, "shaky", seed=6)],
+    "object": [Scene(12 * S, "object", seed=5, speed=3)],
+    "black": [Scene(12 * S, "black", seed=7)],
+    "blur": [Scene(12 * S, "blur", seed=8)],
+    # Two pans joined by a 1 s fade through black, a 1 s cross-dissolve, or a hard cut at frame 144.
+    "fade": [Scene(6 * S, "pan", seed=10, speed=1.5), Scene(6 * S, "pan", seed=11, speed=1.5, transition="fade", transition_frames=24)],
+    "dissolve": [Scene(6 * S, "pan", seed=12, speed=1.5), Scene(6 * S, "tilt", seed=13, speed=1.5, transition="dissolve", transition_frames=24)],
+    "cut": [Scene(6 * S, "pan", seed=14, speed=0.5), Scene(6 * S, "pan", seed=15, speed=0.5)],
+}
+
+
+@pytest.fixture(scope="module")
+def metrics(tmp_path_factory):
+    """Every case analysed once and evaluated as one clip spanning the whole video."""
+    folder = tmp_path_factory.mktemp("longtake")
+    out = {}
+    for name, scenes in CASES.items():
+        path = write_video(folder / f"{name}.mp4", SyntheticSpec(scenes, width=320, height=180, fps=FPS, audio=False))
+        a = analyze_video(path)
+        out[name] = evaluate_clip(0, a.n_frames, 0.0, a.duration_s, a.frames, a.samples, LongTakeConfig(), fps=a.fps)
+    return out
+
+
+def test_static_clip_is_rejected_as_too_static(metrics):
+    m = metrics["static"]
+    assert m["reasons"] == ["too_static"] and not m["passed"]
+    assert m["dynamic_degree"] < 0.001 and m["static_pair_frac"] == 1.0
+    assert m["camera_motion"] == "static"
+    assert m["inner_cut_frames"] == [] and json.loads(m["gradual_transitions"]) == []
+
+
+def test_pan_passes_with_the_pan_speed_as_dynamic_degree(metrics):
+    m = metrics["pan"]
+    assert m["passed"] and m["reasons"] == []
+    assert m["camera_motion"] == "pan"
+    # 0.5 px/frame at 24 fps on a 320x180 frame: 12 px/s over a 367 px diagonal.
+    assert m["dynamic_degree"] == pytest.approx(12 / (320**2 + 180**2) ** 0.5, rel=0.15)
+    assert m["static_pair_frac"] == 0.0
+    assert m["flow_pairs"] >= 20  # 2 fps over 12 s
+    assert m["duration_s"] == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize("name,motion", [("tilt", "tilt"), ("zoom", "zoom"), ("shaky", "shaky"), ("object", "static")])
+def test_camera_motion_class(metrics, name, motion):
+    m = metrics[name]
+    assert m["camera_motion"] == motion
+    # A moving object under a still camera is still a dynamic clip.
+    assert m["passed"], m["reasons"]
+
+
+def test_fade_inside_is_found(metrics):
+    m = metrics["fade"]
+    fades = [t for t in json.loads(m["gradual_transitions"]) if t["kind"] == "fade"]
+    assert len(fades) == 1 and fades[0]["start"] <= 144 <= fades[0]["end"]
+    assert "gradual_transition_inside" in m["reasons"] and not m["passed"]
+
+
+def test_dissolve_inside_is_found(metrics):
+    m = metrics["dissolve"]
+    found = json.loads(m["gradual_transitions"])
+    assert [t["kind"] for t in found] == ["dissolve"] and found[0]["start"] <= 144 <= found[0]["end"]
+    assert m["reasons"] == ["gradual_transition_inside"]
+
+
+def test_hard_cut_inside_is_found(metrics):
+    m = metrics["cut"]
+    assert m["inner_cut_frames"] == [144]
+    assert m["reasons"] == ["cut_inside"]
+
+
+def test_black_clip_is_rejected(metrics):
+    m = metrics["black"]
+    assert m["black_frac"] == 1.0 and m["uniform_frac"] == 1.0
+    assert {"black", "uniform", "too_static"} <= set(m["reasons"])
+
+
+def test_blurred_clip_is_rejected(metrics):
+    m = metrics["blur"]
+    assert "blurry" in m["reasons"] and m["blurry_frac"] == 1.0
+    assert m["sharpness_median"] < LongTakeConfig().min_sharpness < metrics["static"]["sharpness_median"]
+    assert "black" not in m["reasons"]
+
+
+def test_duration_threshold(metrics, tmp_path):
+    # The same pan, judged with a 13 s minimum, is too short; nothing else changes.
+    path = write_video(tmp_path / "pan.mp4", SyntheticSpec(CASES["pan"], width=320, height=180, fps=FPS, audio=False))
+    a = analyze_video(path)
+    m = evaluate_clip(0, a.n_frames, 0.0, a.duration_s, a.frames, a.samples, LongTakeConfig(min_duration_s=13), fps=a.fps)
+    assert m["reasons"] == ["too_short"]
+    assert m["dynamic_degree"] == pytest.approx(metrics["pan"]["dynamic_degree"])
+
+
+def test_threshold_violations_catch_a_wrongly_passed_row(metrics):
+    row = dict(metrics["pan"])
+    assert threshold_violations(row, LongTakeConfig()) == []
+    assert threshold_violations(row, LongTakeConfig(min_duration_s=20)) == ["too_short"]
+    assert "dynamic_degree_out_of_bounds" in threshold_violations(row, LongTakeConfig(min_dynamic_degree=0.5))
+    assert threshold_violations({**row, "semantic_score": 0.1}, LongTakeConfig()) == ["low_semantic_quality"]
+
+
+def test_select_keyframes_within_clip_and_spacing():
+    frames = [0, 48, 97, 144, 192, 240]
+    times = [0.0, 2.0, 4.04, 6.0, 8.0, 10.0]  # the 4 s keyframe landed a frame late
+    assert select_keyframes(40, 200, frames, times, 2.0) == [1, 2, 3, 4]
+    assert select_keyframes(40, 200, frames, times, 4.0) == [1, 3]
+    assert select_keyframes(250, 300, frames, times, 2.0) == []
+
+
+def test_analyze_command_prints_metrics_and_starts_without_dagster_or_torch(tmp_path):
+    path = write_video(tmp_path / "cut.mp4", SyntheticSpec(CASES["cut"], width=320, height=180, fps=FPS, audio=False))
+    code = (
+        "import sys, json\n"
+        "from vidgraph.cli import main\n"
+        f"rc = main(['analyze', {str(path)!r}, '--compact', '--min-duration', '5'])\n"
+        "heavy = [m for m in ('dagster', 'torch', 'transformers') if m in sys.modules]\n"
+        "print(json.dumps(heavy))\n"
+        "sys.exit(rc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report_line, heavy_line = done.stdout.strip().splitlines()
+    assert json.loads(heavy_line) == []
+    report = json.loads(report_line)
+    assert [(s["start_frame"], s["end_frame"]) for s in report["shots"]] == [(0, 144), (144, 288)]
+    for shot in report["shots"]:
+        assert shot["passed"] and shot["camera_motion"] == "pan" and shot["duration_s"] == pytest.approx(6.0)
+    assert report["passed"] == 2 and report["thresholds"]["min_duration_s"] == 5
+
+
+def test_clip_scorer_scores_keyframes_with_a_tiny_offline_model(tiny_models):
+    import numpy as np
+
+    from vidgraph.models.clip_scorer import ClipScorer
+
+    scorer = ClipScorer(tiny_models["scorer"], name="tiny:scorer")
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (90, 160, 3), dtype=np.uint8) for _ in range(5)]
+    scores = scorer.score_images(images)
+    assert len(scores) == 5 and all(0.0 < s < 1.0 for s in scores)
+    # Batching does not change a score.
+    assert ClipScorer(tiny_models["scorer"], batch_size=2).score_images(images) == pytest.approx(scores, abs=1e-5)
+    assert scorer.describe()["model"] == "tiny:scorer"
+
+
+def test_config_replace_keeps_other_thresholds():
+    c = replace(LongTakeConfig(), min_duration_s=5)
+    assert c.min_duration_s == 5 and c.min_dynamic_degree == LongTakeConfig().min_dynamic_degree
