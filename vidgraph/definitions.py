@@ -2,11 +2,11 @@
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from vidgraph.defs import ingest_sensor, raw_clips, source_videos
+from vidgraph.defs import frame_captions, ingest_sensor, long_takes, raw_clips, source_videos
 from vidgraph.defs.resources import build_resources
 
 # Modules in graph order; each holds one asset and its checks.
-ASSET_MODULES = [source_videos, raw_clips]
+ASSET_MODULES = [source_videos, raw_clips, long_takes, frame_captions]
 
 
 def build_defs(resources: dict | None = None) -> Definitions:

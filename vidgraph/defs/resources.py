@@ -57,9 +57,23 @@ def _env_or(name: str, default: str):
     return EnvVar(name) if os.environ.get(name) else default
 
 
-def build_resources(root: str | None = None, landing: str | None = None, shard_size: int | None = None) -> dict:
-    """Resources for the current environment (VIDGRAPH_ROOT, VIDGRAPH_LANDING, VIDGRAPH_SHARD_SIZE)."""
+def build_resources(
+    root: str | None = None, landing: str | None = None, shard_size: int | None = None, profile: str | None = None
+) -> dict:
+    """Resources for the current environment: VIDGRAPH_ROOT, VIDGRAPH_LANDING, VIDGRAPH_SHARD_SIZE,
+    and the model profile VIDGRAPH_PROFILE (tiny by default)."""
+    from vidgraph.defs.frame_captions import CaptionSettings
+    from vidgraph.defs.long_takes import ClipScorerResource, LongTakeSettings
+    from vidgraph.models.profiles import default_profile_name, load_profile
+
+    name = profile or default_profile_name()
+    models = load_profile(name, resolve=False)
     return {
+        "vlm": models.vlm.resource(),
+        "llm": models.llm.resource(),
+        "caption_settings": CaptionSettings(profile=name),
+        "long_take_settings": LongTakeSettings(),
+        "clip_scorer": ClipScorerResource(enabled=os.environ.get("VIDGRAPH_CLIP_SCORER", "") not in ("", "0", "off")),
         "store": DatasetStoreResource(root=root or _env_or("VIDGRAPH_ROOT", DEFAULT_ROOT)),
         "ingest_settings": IngestSettings(
             landing_dir=landing or _env_or("VIDGRAPH_LANDING", DEFAULT_LANDING),

@@ -1,0 +1,152 @@
+"""frame_captions: differential sliding-window and dense captions of the passing long takes."""
+
+from collections.abc import Callable
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    ConfigurableResource,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from vidgraph.captions.frame_captions import frame_captions_code_version
+from vidgraph.captions.quality import dense_timestamps_ok, repetition_ratio, word_count
+from vidgraph.defs.long_takes import long_takes
+from vidgraph.defs.metadata import md_table
+from vidgraph.defs.partitions import STEP_RETRY, shards
+from vidgraph.defs.resources import DatasetStoreResource
+from vidgraph.models.profiles import default_profile_name, load_profile
+from vidgraph.models.resources import ChatModelResource
+from vidgraph.stages.frame_captions import ASSET, build_frame_captions
+
+# Runs where a GPU is: Kubernetes gets a GPU limit, other launchers can route on the tag.
+GPU_OP_TAGS = {
+    "vidgraph/accelerator": "gpu",
+    "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}},
+}
+
+
+class CaptionSettings(ConfigurableResource):
+    """The model profile whose generation parameters and check thresholds the caption stages use."""
+
+    profile: str = "tiny"
+
+    def load(self):
+        return load_profile(self.profile, resolve=False)
+
+
+def _code_version() -> str:
+    profile = load_profile(default_profile_name(), resolve=False)
+    return frame_captions_code_version(profile.vlm.ref, profile.llm.ref)
+
+
+@asset(
+    partitions_def=shards,
+    retry_policy=STEP_RETRY,
+    group_name="captions",
+    deps=[long_takes],
+    code_version=_code_version(),
+    op_tags=GPU_OP_TAGS,
+    kinds={"pytorch", "parquet"},
+)
+def frame_captions(
+    context: AssetExecutionContext,
+    store: DatasetStoreResource,
+    vlm: ChatModelResource,
+    llm: ChatModelResource,
+    caption_settings: CaptionSettings,
+) -> MaterializeResult:
+    """ShareGPT4Video differential sliding-window captions and LVD-2M dense captions per long take."""
+    profile = caption_settings.load()
+    st = store.get_store()
+    shard = context.partition_key
+    result = build_frame_captions(st, shard, vlm.get_model(), llm.get_model(), profile.generation, profile.captions)
+    rows = result.table.to_pylist()
+    errors = [r for r in rows if r["error"]]
+    for r in errors:
+        context.log.warning(f"caption error on {r['clip_id']}: {r['error']}")
+    preview = [{"clip_id": r["clip_id"], "words": r["word_count"], "caption": (r["caption"] or "")[:120], "error": r["error"]} for r in rows]
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "errors": len(errors),
+            "mean_words": round(sum(r["word_count"] for r in rows) / max(1, len(rows)), 1),
+            "profile": profile.name,
+            "vlm": MetadataValue.json(vlm.describe()),
+            "llm": MetadataValue.json(llm.describe()),
+            "preview": md_table(preview),
+            "location": MetadataValue.path(st.uri(ASSET, shard)),
+        }
+    )
+
+
+@asset_check(asset=frame_captions, blocking=True, partitions_def=shards)
+def every_long_take_captioned(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """Every passing long take has a caption, or an error recorded on its row."""
+    st = store.get_store()
+    shard = context.partition_key
+    passing = {r["clip_id"] for r in st.read_table("long_takes", shard).to_pylist() if r["passed"]}
+    rows = {r["clip_id"]: r for r in st.read_table(ASSET, shard).to_pylist()}
+    missing = sorted(passing - set(rows))
+    empty = sorted(c for c, r in rows.items() if not r["caption"] and not r["error"])
+    return AssetCheckResult(
+        passed=not missing and not empty,
+        metadata={
+            "passing_long_takes": len(passing),
+            "captioned": sum(1 for r in rows.values() if r["caption"]),
+            "errors": sum(1 for r in rows.values() if r["error"]),
+            "missing": md_table([{"clip_id": c} for c in missing]),
+            "neither_caption_nor_error": md_table([{"clip_id": c} for c in empty]),
+        },
+    )
+
+
+def _row_check(st, shard: str, problem: Callable[[dict], str | None]) -> AssetCheckResult:
+    rows = [r for r in st.read_table(ASSET, shard).to_pylist() if r["caption"]]
+    failures = [{"clip_id": r["clip_id"], "problem": p, "caption": r["caption"][:100]} for r in rows if (p := problem(r))]
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={"captions": len(rows), "failing_rows": len(failures), "failures": md_table(failures, limit=50)},
+    )
+
+
+@asset_check(asset=frame_captions, partitions_def=shards)
+def caption_length_in_band(
+    context: AssetCheckExecutionContext, store: DatasetStoreResource, caption_settings: CaptionSettings
+) -> AssetCheckResult:
+    """Captions are non-empty and their word count lies in the profile's band (min_words..max_words)."""
+    c = caption_settings.load().captions
+    lo, hi = int(c.get("min_words", 1)), int(c.get("max_words", 400))
+    return _row_check(
+        store.get_store(),
+        context.partition_key,
+        lambda r: None if lo <= word_count(r["caption"]) <= hi else f"{word_count(r['caption'])} words, band [{lo}, {hi}]",
+    )
+
+
+@asset_check(asset=frame_captions, partitions_def=shards)
+def no_degenerate_repetition(
+    context: AssetCheckExecutionContext, store: DatasetStoreResource, caption_settings: CaptionSettings
+) -> AssetCheckResult:
+    """The share of repeated n-grams in a caption stays under the profile's max_repetition."""
+    c = caption_settings.load().captions
+    n, limit = int(c.get("repetition_n", 3)), float(c.get("max_repetition", 0.5))
+    return _row_check(
+        store.get_store(),
+        context.partition_key,
+        lambda r: None if (x := repetition_ratio(r["caption"], n)) <= limit else f"repeated {n}-grams {x:.2f} > {limit}",
+    )
+
+
+@asset_check(asset=frame_captions, partitions_def=shards)
+def dense_timestamps_in_clip(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """Dense-caption segments are in order and inside their clip."""
+    return _row_check(
+        store.get_store(),
+        context.partition_key,
+        lambda r: None if dense_timestamps_ok(r["dense_captions"], r["duration_s"]) else "segments out of order or outside the clip",
+    )
