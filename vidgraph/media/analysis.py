@@ -8,6 +8,9 @@ and keyframe JPEGs are encoded from the same decoded frames.
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -116,6 +119,50 @@ def shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+_END = object()
+
+
+def prefetch(items: Iterable, fn: Callable, depth: int = 8) -> Iterator[tuple]:
+    """Yield ``(item, fn(item))``, with the iteration and ``fn`` running in a background thread
+    up to ``depth`` items ahead.
+
+    Decoding (FFmpeg) and the small-frame conversion (OpenCV) release the GIL, so the next
+    frames are decoded while this thread measures the current one; without it the decoder's
+    threads sit idle whenever the analysis is busy. The thread is joined before this returns,
+    so the container is never closed under it; its exceptions are raised here.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((item, fn(item)))
+            q.put((_END, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put((_END, e))
+
+    worker = threading.Thread(target=work, name="vidgraph-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, value = q.get()
+            if item is _END:
+                if value is not None:
+                    raise value
+                return
+            yield item, value
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue, then join it
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
+
+
 def analysis_frames(frame, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """The analysis pass's small luma (h, w) and small BGR image of one decoded frame.
 
@@ -220,48 +267,53 @@ def analyze_video(
         next_kf_t = 0.0
         sample_dt = 1.0 / config.sample_fps
         last_t = 0.0
-        for df in iter_video_frames(container, stream, timeout_s=policy.decode_timeout_s):
-            y_small, bgr = analysis_frames(df.frame, w, h)
-            content_val = splitter.process(df.index, bgr)
-            hist = _hist(y_small)
-            mean, std = cv2.meanStdDev(y_small)
-            fr["t_s"].append(df.t_s)
-            fr["content_val"].append(content_val)
-            fr["luma_mean"].append(float(mean[0, 0]))
-            fr["luma_std"].append(float(std[0, 0]))
-            fr["hist_delta"].append(0.0 if prev_hist is None else float(np.abs(hist - prev_hist).sum() / 2))
-            prev_hist = hist
-            last_t = df.t_s
+        frames = iter_video_frames(container, stream, timeout_s=policy.decode_timeout_s)
+        # Closed explicitly: the decode thread is joined before the container closes, even on an error.
+        decoded = prefetch(frames, lambda df: analysis_frames(df.frame, w, h))
+        try:
+            for df, (y_small, bgr) in decoded:
+                content_val = splitter.process(df.index, bgr)
+                hist = _hist(y_small)
+                mean, std = cv2.meanStdDev(y_small)
+                fr["t_s"].append(df.t_s)
+                fr["content_val"].append(content_val)
+                fr["luma_mean"].append(float(mean[0, 0]))
+                fr["luma_std"].append(float(std[0, 0]))
+                fr["hist_delta"].append(0.0 if prev_hist is None else float(np.abs(hist - prev_hist).sum() / 2))
+                prev_hist = hist
+                last_t = df.t_s
 
-            if df.t_s + 1e-6 >= next_sample_t:
-                next_sample_t += sample_dt * max(1, int((df.t_s - next_sample_t) / sample_dt) + 1)
-                gray = cv2.resize(y_small, (fw, fh), interpolation=cv2.INTER_AREA)
-                if prev_gray is not None:
-                    stats = _flow_stats(prev_gray, gray, config.static_flow_threshold)
-                else:
-                    stats = dict.fromkeys(
-                        ("flow_mean", "flow_p50", "flow_p90", "pan_x", "pan_y", "zoom", "rotation", "residual"), np.nan
+                if df.t_s + 1e-6 >= next_sample_t:
+                    next_sample_t += sample_dt * max(1, int((df.t_s - next_sample_t) / sample_dt) + 1)
+                    gray = cv2.resize(y_small, (fw, fh), interpolation=cv2.INTER_AREA)
+                    if prev_gray is not None:
+                        stats = _flow_stats(prev_gray, gray, config.static_flow_threshold)
+                    else:
+                        stats = dict.fromkeys(
+                            ("flow_mean", "flow_p50", "flow_p90", "pan_x", "pan_y", "zoom", "rotation", "residual"), np.nan
+                        )
+                        stats["static_frac"] = np.nan
+                    top, bottom = _text_band_density(y_small)
+                    sm["frame_index"].append(df.index)
+                    sm["t_s"].append(df.t_s)
+                    sm["prev_frame_index"].append(prev_sample_index)
+                    for k, v in stats.items():
+                        sm[k].append(v)
+                    sm["sharpness"].append(float(cv2.Laplacian(y_small, cv2.CV_64F).var()))
+                    sm["text_top"].append(top)
+                    sm["text_bottom"].append(bottom)
+                    sm["luma_mean"].append(float(mean[0, 0]))
+                    sm["luma_std"].append(float(std[0, 0]))
+                    prev_gray = gray
+                    prev_sample_index = df.index
+
+                if df.t_s + 1e-6 >= next_kf_t:
+                    next_kf_t += config.keyframe_every_s * max(
+                        1, int((df.t_s - next_kf_t) / config.keyframe_every_s) + 1
                     )
-                    stats["static_frac"] = np.nan
-                top, bottom = _text_band_density(y_small)
-                sm["frame_index"].append(df.index)
-                sm["t_s"].append(df.t_s)
-                sm["prev_frame_index"].append(prev_sample_index)
-                for k, v in stats.items():
-                    sm[k].append(v)
-                sm["sharpness"].append(float(cv2.Laplacian(y_small, cv2.CV_64F).var()))
-                sm["text_top"].append(top)
-                sm["text_bottom"].append(bottom)
-                sm["luma_mean"].append(float(mean[0, 0]))
-                sm["luma_std"].append(float(std[0, 0]))
-                prev_gray = gray
-                prev_sample_index = df.index
-
-            if df.t_s + 1e-6 >= next_kf_t:
-                next_kf_t += config.keyframe_every_s * max(
-                    1, int((df.t_s - next_kf_t) / config.keyframe_every_s) + 1
-                )
-                keyframes.append(_keyframe(df, src_w, src_h, config))
+                    keyframes.append(_keyframe(df, src_w, src_h, config))
+        finally:
+            decoded.close()
 
         n = len(fr["t_s"])
         shots = splitter.finish(n)

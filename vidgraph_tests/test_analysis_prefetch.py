@@ -1,0 +1,42 @@
+"""The analysis pass decodes ahead in a background thread: order, errors and early exits."""
+
+import threading
+
+import pytest
+
+from vidgraph.media.analysis import prefetch
+
+
+def test_items_come_back_in_order_with_their_results():
+    assert list(prefetch(iter(range(100)), lambda x: x * x, depth=3)) == [(i, i * i) for i in range(100)]
+
+
+def test_an_error_in_the_producer_is_raised_to_the_consumer():
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("damaged packet")
+
+    got = []
+    with pytest.raises(ValueError, match="damaged packet"):
+        for item, _ in prefetch(items(), lambda x: x):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_stopping_early_joins_the_producer_before_returning():
+    produced = []
+
+    def items():
+        for i in range(10_000):
+            produced.append(i)
+            yield i
+
+    gen = prefetch(items(), lambda x: x, depth=2)
+    for item, _ in gen:
+        if item == 5:
+            break
+    gen.close()
+    # The producer thread is gone (the container may be closed now) and stopped soon after item 5.
+    assert not any(t.name == "vidgraph-decode" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) < 20
