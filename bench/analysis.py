@@ -38,6 +38,8 @@ from vidgraph.media.analysis import FARNEBACK_PARAMS, AnalysisConfig, analyze_vi
 from vidgraph.media.decode import even_size, iter_video_frames  # noqa: E402
 from vidgraph.media.synthetic import Scene, SyntheticSpec, sample_specs, write_samples, write_video  # noqa: E402
 
+from readme import write_section  # noqa: E402  (bench/readme.py)
+
 SHARED_MEDIA = Path(os.environ.get("VIDGRAPH_SHARED_MEDIA", ROOT.parent / "shared" / "media"))
 CACHE = ROOT / "bench" / ".cache" / "analysis"
 SCENEDETECT = Path(sys.executable).with_name("scenedetect")
@@ -105,22 +107,6 @@ def info(path: Path) -> tuple[str, int]:
         return f"{s.codec_context.width}x{s.codec_context.height} {s.codec_context.name}", s.frames
 
 
-def write_section(readme: Path, title: str, body: str) -> None:
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    head = f"## {title}"
-    lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.strip() == head), None)
-    block = [head, "", *body.rstrip("\n").split("\n"), ""]
-    if start is None:
-        if lines and lines[-1] != "":
-            lines.append("")
-        lines.extend(block)
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = block
-    readme.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
 def verdict(rows) -> str:
     """Whether this run met the targets on the 720p videos, in words."""
     hd = [(name, a, b, c) for name, desc, n, a, b, c in rows if desc.startswith("1280x720")]
@@ -181,7 +167,7 @@ Last run: {now}, `{cmd}`. Machine: {platform.machine()}, 2 CPU cores shared with
 
 Targets: b/a <= 1.3 and c/b >= 2 on 720p video (`cockatoo.mp4`, `synthetic_720p_40s.mp4`). {verdict(rows)}
 """
-        write_section(ROOT / "bench" / "README.md", "Analysis pass", body)
+        write_section(ROOT / "bench" / "README.md", "## Analysis pass\n\n" + body)
         print("wrote bench/README.md ## Analysis pass")
     return 0
 

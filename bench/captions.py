@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import os
 import platform
-import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -27,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from readme import write_section  # noqa: E402  (bench/readme.py)
 
 SECTION = "## Captioning"
 
@@ -181,16 +182,6 @@ def render_section(args, out: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default=os.environ.get("VIDGRAPH_PROFILE", "tiny"))
@@ -210,7 +201,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = run(args)
     if not args.no_readme:
-        update_readme(args.readme, render_section(args, out))
+        write_section(args.readme, render_section(args, out))
         print(f"updated {args.readme} ({SECTION})")
     return 0
 

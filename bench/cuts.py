@@ -44,6 +44,8 @@ from vidgraph.media.decode import even_size, iter_video_frames  # noqa: E402
 from vidgraph.media.shots import ShotDetectorConfig, ShotSplitter  # noqa: E402
 from vidgraph.media.synthetic import Scene, SyntheticSpec, write_video  # noqa: E402
 
+from readme import write_section  # noqa: E402  (bench/readme.py)
+
 SHARED_MEDIA = Path(os.environ.get("VIDGRAPH_SHARED_MEDIA", ROOT.parent / "shared" / "media"))
 CACHE = ROOT / "bench" / ".cache" / "cuts"
 TOLERANCE = 2
@@ -357,22 +359,6 @@ def table(scores, info) -> str:
     return "\n".join(lines)
 
 
-def write_section(readme: Path, title: str, body: str) -> None:
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    head = f"## {title}"
-    lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.strip() == head), None)
-    block = [head, "", *body.rstrip("\n").split("\n"), ""]
-    if start is None:
-        if lines and lines[-1] != "":
-            lines.append("")
-        lines.extend(block)
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = block
-    readme.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=6, help="synthetic / composite videos per corpus (default 6)")
@@ -403,7 +389,7 @@ Last run: {now}, `{cmd}`. Machine: {platform.machine()}, 2 CPU cores (shared), P
 
 {tab}
 """
-        write_section(ROOT / "bench" / "README.md", "Cut accuracy", body)
+        write_section(ROOT / "bench" / "README.md", "## Cut accuracy\n\n" + body)
         print("wrote bench/README.md ## Cut accuracy")
     return 0
 

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -44,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from readme import write_section  # noqa: E402  (bench/readme.py)
 
 SECTION = "## Memory"
 CACHE = ROOT / "bench" / ".cache"
@@ -279,16 +280,6 @@ def render_section(runs: dict[float, dict[str, dict]], minutes: list[float], com
     return "\n".join(lines) + "\n"
 
 
-def update_readme(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
@@ -311,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_readme:
-        update_readme(args.readme, section)
+        write_section(args.readme, section)
     return 0
 
 
