@@ -3,19 +3,22 @@
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from vidgraph.defs import frame_captions, ingest_sensor, long_takes, raw_clips, source_videos
+from vidgraph.defs.executors import executor_for_environment
 from vidgraph.defs.resources import build_resources
 
 # Modules in graph order; each holds one asset and its checks.
 ASSET_MODULES = [source_videos, raw_clips, long_takes, frame_captions]
 
 
-def build_defs(resources: dict | None = None) -> Definitions:
+def build_defs(resources: dict | None = None, executor: str | None = None) -> Definitions:
+    """The code location; ``executor`` (else ``VIDGRAPH_EXECUTOR``) picks where steps run."""
     return Definitions(
         assets=load_assets_from_modules(ASSET_MODULES),
         asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[ingest_sensor.process_shard_job],
         sensors=[ingest_sensor.landing_sensor],
         resources=resources if resources is not None else build_resources(),
+        executor=executor_for_environment(executor),
     )
 
 

@@ -16,6 +16,7 @@ from dagster import (
 from vidgraph.captions.frame_captions import frame_captions_code_version
 from vidgraph.captions.quality import dense_timestamps_ok, repetition_ratio, word_count
 from vidgraph.defs.long_takes import long_takes
+from vidgraph.defs.executors import GPU_OP_TAGS
 from vidgraph.defs.metadata import md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource
@@ -23,11 +24,6 @@ from vidgraph.models.profiles import default_profile_name, load_profile
 from vidgraph.models.resources import ChatModelResource
 from vidgraph.stages.frame_captions import ASSET, build_frame_captions
 
-# Runs where a GPU is: Kubernetes gets a GPU limit, other launchers can route on the tag.
-GPU_OP_TAGS = {
-    "vidgraph/accelerator": "gpu",
-    "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}},
-}
 
 
 class CaptionSettings(ConfigurableResource):
@@ -51,6 +47,7 @@ def _code_version() -> str:
     deps=[long_takes],
     code_version=_code_version(),
     op_tags=GPU_OP_TAGS,
+    pool="gpu",  # deployments cap concurrent GPU steps with `dagster instance concurrency set gpu N`
     kinds={"pytorch", "parquet"},
 )
 def frame_captions(
