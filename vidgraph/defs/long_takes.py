@@ -150,8 +150,9 @@ def _sheet(st, shard: str, rows: list[dict], limit: int = 6) -> bytes | None:
         pick = [ks[i] for i in sorted({0, len(ks) // 2, len(ks) - 1})] if ks else []
         for k in pick:
             images.append(st.read_bytes(st.path(k["path"])))
-            verdict = "pass" if r["passed"] else ",".join(r["reasons"])[:16]
-            labels.append(f"{clip_id[-5:]} {k['t_clip_s']:.0f}s {verdict}")
+            verdict = "pass" if r["passed"] else ",".join(r["reasons"])
+            # video id tail + clip number: clips of different videos stay apart on the sheet
+            labels.append(f"{clip_id[-10:]} {k['t_clip_s']:.0f}s {verdict}")
     return contact_sheet(images, labels, cols=3)
 
 
