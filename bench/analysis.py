@@ -29,14 +29,13 @@ from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidgraph.media.analysis import FARNEBACK_PARAMS, AnalysisConfig, analyze_video, configure_decoder  # noqa: E402
 from vidgraph.media.decode import even_size, iter_video_frames  # noqa: E402
-from vidgraph.media.synthetic import Scene, SyntheticSpec, sample_specs, write_samples, write_video  # noqa: E402
+from vidgraph.media.synthetic import Scene, SyntheticSpec, write_samples, write_video  # noqa: E402
 
 from readme import write_section  # noqa: E402  (bench/readme.py)
 

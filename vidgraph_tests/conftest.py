@@ -49,6 +49,20 @@ def make_landing(tmp_path: Path, sources: list[Path]) -> Path:
     return landing
 
 
+@pytest.fixture(scope="module")
+def listener():
+    """A TCP socket on 127.0.0.1 that nothing answers: where the bad-input playlists' http URL
+    points, so a test can tell whether anything tried to connect."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.setblocking(False)
+    yield srv
+    srv.close()
+
+
 def free_port() -> int:
     import socket
 

@@ -59,17 +59,6 @@ PROBE_ON_SCAN_REFUSALS = {
 
 
 @pytest.fixture(scope="module")
-def listener():
-    """A TCP port that counts connections: where the playlists' http URL points."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.setblocking(False)
-    yield srv
-    srv.close()
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory, listener):
     root = tmp_path_factory.mktemp("bad_inputs")
     landing, outside = root / "landing", root / "outside"

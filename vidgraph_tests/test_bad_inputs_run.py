@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from collections import Counter
 
@@ -40,16 +39,6 @@ def _vidgraph(*args: str, watch=None) -> dict:
     run = run_watching(cmd, fifo, listener, timeout_s=RUN_TIMEOUT_S, env=_env())
     assert not run["timed_out"], f"vidgraph {args[0]} did not finish in {RUN_TIMEOUT_S}s"
     return run
-
-
-@pytest.fixture(scope="module")
-def listener():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.setblocking(False)
-    yield srv
-    srv.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from vidgraph.media.analysis import analyze_video
-from vidgraph.media.longtake import LongTakeConfig, evaluate_clip, select_keyframes, threshold_violations
+from vidgraph.media.longtake import LongTakeConfig, evaluate_clip, failure_reasons, select_keyframes
 from vidgraph.media.synthetic import Scene, SyntheticSpec, write_video
 
 FPS = 24
@@ -112,12 +112,13 @@ def test_duration_threshold(metrics, tmp_path):
     assert m["dynamic_degree"] == pytest.approx(metrics["pan"]["dynamic_degree"])
 
 
-def test_threshold_violations_catch_a_wrongly_passed_row(metrics):
+def test_failure_reasons_catch_a_wrongly_passed_row(metrics):
     row = dict(metrics["pan"])
-    assert threshold_violations(row, LongTakeConfig()) == []
-    assert threshold_violations(row, LongTakeConfig(min_duration_s=20)) == ["too_short"]
-    assert "dynamic_degree_out_of_bounds" in threshold_violations(row, LongTakeConfig(min_dynamic_degree=0.5))
-    assert threshold_violations({**row, "semantic_score": 0.1}, LongTakeConfig()) == ["low_semantic_quality"]
+    assert failure_reasons(row, LongTakeConfig()) == []
+    assert failure_reasons(row, LongTakeConfig(min_duration_s=20)) == ["too_short"]
+    assert "too_static" in failure_reasons(row, LongTakeConfig(min_dynamic_degree=0.5))
+    assert "too_jittery" in failure_reasons(row, LongTakeConfig(max_dynamic_degree=0.01))
+    assert failure_reasons({**row, "semantic_score": 0.1}, LongTakeConfig()) == ["low_semantic_quality"]
 
 
 def test_select_keyframes_within_clip_and_spacing():

@@ -17,7 +17,7 @@ from vidgraph.captions.frame_captions import frame_captions_code_version
 from vidgraph.captions.quality import dense_timestamps_ok, repetition_ratio, word_count
 from vidgraph.defs.long_takes import long_takes
 from vidgraph.defs.executors import GPU_OP_TAGS
-from vidgraph.defs.metadata import md_table
+from vidgraph.defs.metadata import failing_rows_result, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource
 from vidgraph.models.profiles import default_profile_name, load_profile
@@ -105,10 +105,7 @@ def every_long_take_captioned(context: AssetCheckExecutionContext, store: Datase
 def _row_check(st, shard: str, problem: Callable[[dict], str | None]) -> AssetCheckResult:
     rows = [r for r in st.read_table(ASSET, shard).to_pylist() if r["caption"]]
     failures = [{"clip_id": r["clip_id"], "problem": p, "caption": r["caption"][:100]} for r in rows if (p := problem(r))]
-    return AssetCheckResult(
-        passed=not failures,
-        metadata={"captions": len(rows), "failing_rows": len(failures), "failures": md_table(failures, limit=50)},
-    )
+    return failing_rows_result(failures, captions=len(rows))
 
 
 @asset_check(asset=frame_captions, partitions_def=shards)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 from collections import Counter
+from dataclasses import fields, replace
 
 import numpy as np
 from dagster import (
@@ -18,11 +19,11 @@ from dagster import (
 )
 from pydantic import PrivateAttr
 
-from vidgraph.defs.metadata import bar_chart_png, contact_sheet, image_md, md_table
+from vidgraph.defs.metadata import bar_chart_png, contact_sheet, failing_rows_result, image_md, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.raw_clips import raw_clips
 from vidgraph.defs.resources import DatasetStoreResource
-from vidgraph.media.longtake import REASONS, LongTakeConfig, gradual_transitions, inner_cuts, threshold_violations
+from vidgraph.media.longtake import REASONS, LongTakeConfig, failure_reasons, gradual_transitions, inner_cuts
 from vidgraph.stages.long_takes import ASSET, KEYFRAMES_TABLE, build_long_takes
 
 PREVIEW_COLUMNS = ["clip_id", "duration_s", "passed", "reasons", "dynamic_degree", "camera_motion", "sharpness_median"]
@@ -51,8 +52,6 @@ class LongTakeSettings(ConfigurableResource):
     recheck_sample: int = 3
 
     def config(self) -> LongTakeConfig:
-        from dataclasses import fields, replace
-
         names = {f.name for f in fields(LongTakeConfig)}
         return replace(_DEFAULTS, **{k: v for k, v in self.model_dump().items() if k in names})
 
@@ -166,10 +165,7 @@ def one_row_per_raw_clip(context: AssetCheckExecutionContext, store: DatasetStor
     failures = [{"clip_id": c, "problem": "no row"} for c in clips if c not in rows]
     failures += [{"clip_id": c, "problem": f"{n} rows"} for c, n in rows.items() if n > 1]
     failures += [{"clip_id": c, "problem": "not a raw clip"} for c in rows if c not in set(clips)]
-    return AssetCheckResult(
-        passed=not failures,
-        metadata={"raw_clips": len(clips), "rows": sum(rows.values()), "failures": md_table(failures, limit=50)},
-    )
+    return failing_rows_result(failures, raw_clips=len(clips), rows=sum(rows.values()))
 
 
 @asset_check(asset=long_takes, blocking=True, partitions_def=shards)
@@ -186,12 +182,9 @@ def thresholds_result(st, shard: str, settings: LongTakeSettings) -> AssetCheckR
     failures = [
         {"clip_id": r["clip_id"], "violations": ", ".join(v), "duration_s": r["duration_s"], "dynamic_degree": r["dynamic_degree"]}
         for r in rows
-        if (v := threshold_violations(r, config))
+        if (v := failure_reasons(r, config))
     ]
-    return AssetCheckResult(
-        passed=not failures,
-        metadata={"passing_clips": len(rows), "failing_rows": len(failures), "failures": md_table(failures, limit=50)},
-    )
+    return failing_rows_result(failures, passing_clips=len(rows))
 
 
 @asset_check(asset=long_takes, partitions_def=shards)

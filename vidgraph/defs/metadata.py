@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from dagster import MetadataValue
+from dagster import AssetCheckResult, MetadataValue
 
 
 def md_table(rows: Sequence[dict], columns: Sequence[str] | None = None, limit: int = 10) -> MetadataValue:
@@ -21,6 +21,14 @@ def md_table(rows: Sequence[dict], columns: Sequence[str] | None = None, limit: 
     if len(rows) > limit:
         out.append(f"\n_{len(rows) - limit} more rows_")
     return MetadataValue.md("\n".join(out))
+
+
+def failing_rows_result(failures: list[dict], **counts) -> AssetCheckResult:
+    """A check that passes when no row fails; the failing rows are shown in its metadata."""
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={**counts, "failing_rows": len(failures), "failures": md_table(failures, limit=50)},
+    )
 
 
 def _cell(v) -> str:

@@ -282,28 +282,7 @@ def evaluate_clip(
     motion = motion_metrics(s, start_frame, config)
     quality = quality_metrics(f, s, config)
 
-    failed = set()
-    if duration < config.min_duration_s:
-        failed.add("too_short")
-    if cuts:
-        failed.add("cut_inside")
-    if transitions:
-        failed.add("gradual_transition_inside")
-    dyn = motion["dynamic_degree"]
-    if dyn is None or dyn < config.min_dynamic_degree:
-        failed.add("too_static")
-    elif dyn > config.max_dynamic_degree or (motion["jitter_per_s"] or 0.0) > config.max_jitter:
-        failed.add("too_jittery")
-    if quality["black_frac"] > config.max_black_frac:
-        failed.add("black")
-    if quality["uniform_frac"] > config.max_uniform_frac:
-        failed.add("uniform")
-    if quality["blurry_frac"] is not None and quality["blurry_frac"] > config.max_blurry_frac:
-        failed.add("blurry")
-    if config.reject_text and quality["text_frac"] is not None and quality["text_frac"] > config.max_text_frac:
-        failed.add("overlaid_text")
-    reasons = [r for r in REASONS if r in failed]
-    return {
+    row = {
         "duration_s": round(duration, 6),
         "n_frames": int(end_frame - start_frame),
         "inner_cut_frames": [int(start_frame + c) for c in cuts],
@@ -313,9 +292,9 @@ def evaluate_clip(
         **motion,
         **quality,
         "dynamic_scorer": dynamic_scorer_json(),
-        "passed": not reasons,
-        "reasons": reasons,
     }
+    reasons = failure_reasons(row, config)
+    return {**row, "passed": not reasons, "reasons": reasons}
 
 
 def dynamic_scorer_json(analysis_config: dict | None = None) -> str:
@@ -327,31 +306,32 @@ def dynamic_scorer_json(analysis_config: dict | None = None) -> str:
     return json.dumps(d, sort_keys=True)
 
 
-def threshold_violations(row: dict, config: LongTakeConfig) -> list[str]:
-    """Re-check a row marked passed against every threshold; the reasons it should have failed."""
-    out = []
+def failure_reasons(row: dict, config: LongTakeConfig) -> list[str]:
+    """The reasons a clip's metrics fail the thresholds, in ``REASONS`` order. The filter's verdict
+    and the check that re-judges passed rows both come from here."""
+    failed = set()
     if row["duration_s"] < config.min_duration_s:
-        out.append("too_short")
+        failed.add("too_short")
     if row.get("inner_cut_frames"):
-        out.append("cut_inside")
+        failed.add("cut_inside")
     if json.loads(row.get("gradual_transitions") or "[]"):
-        out.append("gradual_transition_inside")
+        failed.add("gradual_transition_inside")
     dyn = row.get("dynamic_degree")
-    if dyn is None or not (config.min_dynamic_degree <= dyn <= config.max_dynamic_degree):
-        out.append("dynamic_degree_out_of_bounds")
-    if (row.get("jitter_per_s") or 0.0) > config.max_jitter:
-        out.append("too_jittery")
+    if dyn is None or dyn < config.min_dynamic_degree:
+        failed.add("too_static")
+    elif dyn > config.max_dynamic_degree or (row.get("jitter_per_s") or 0.0) > config.max_jitter:
+        failed.add("too_jittery")
     if row["black_frac"] > config.max_black_frac:
-        out.append("black")
+        failed.add("black")
     if row["uniform_frac"] > config.max_uniform_frac:
-        out.append("uniform")
+        failed.add("uniform")
     if row.get("blurry_frac") is not None and row["blurry_frac"] > config.max_blurry_frac:
-        out.append("blurry")
+        failed.add("blurry")
     if config.reject_text and row.get("text_frac") is not None and row["text_frac"] > config.max_text_frac:
-        out.append("overlaid_text")
+        failed.add("overlaid_text")
     if row.get("semantic_score") is not None and row["semantic_score"] < config.min_semantic_score:
-        out.append("low_semantic_quality")
-    return out
+        failed.add("low_semantic_quality")
+    return [r for r in REASONS if r in failed]
 
 
 def select_keyframes(

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vidgraph.media.longtake import LongTakeConfig, dynamic_scorer_json, evaluate_clip, select_keyframes
+from vidgraph.media.longtake import LongTakeConfig, dynamic_scorer_json, evaluate_clip, failure_reasons, select_keyframes
 from vidgraph.stages.raw_clips import (
     FRAME_SIGNALS_TABLE,
     SAMPLE_SIGNALS_TABLE,
@@ -128,7 +128,6 @@ def _score(rows: list[dict], images: list[list[bytes]], scorer, config: LongTake
         n = len(clip_images)
         if n:
             row["semantic_score"] = float(np.mean(scores[pos : pos + n]))
-            if row["semantic_score"] < config.min_semantic_score and "low_semantic_quality" not in row["reasons"]:
-                row["reasons"] = [*row["reasons"], "low_semantic_quality"]
-                row["passed"] = False
+            row["reasons"] = failure_reasons(row, config)
+            row["passed"] = not row["reasons"]
         pos += n
