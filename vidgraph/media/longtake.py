@@ -43,8 +43,11 @@ FARNEBACK = {
 @dataclass(frozen=True)
 class LongTakeConfig:
     min_duration_s: float = 10.0  # LVD-2M keeps takes of at least 10 s
-    # Inner hard cuts: a detector more sensitive than the splitter over the clip's stored scores.
-    inner_cut_min_content: float = 12.0  # the splitter's ContentDetector threshold is 27
+    # Inner hard cuts: a test more sensitive than the splitter over the clip's stored scores. The
+    # splitter (vidgraph's detector) needs a spike 3x its neighbours' mean confirmed by a colour or
+    # thumbnail change and no flash; here 2.5x the neighbours' median suffices, unconfirmed, or a
+    # luma-histogram jump alone.
+    inner_cut_min_content: float = 12.0
     inner_cut_ratio: float = 2.5  # score against the median of its neighbourhood (adaptive)
     inner_cut_window: int = 6  # frames on each side
     inner_cut_hist_jump: float = 0.45  # or a luma-histogram jump this large (half L1 distance)
