@@ -10,7 +10,7 @@ from dagster import DagsterInstance
 
 from vidgraph.definitions import ASSET_MODULES, build_defs
 from vidgraph.defs import long_takes as long_takes_defs
-from vidgraph.defs.long_takes import ClipScorerResource, LongTakeSettings
+from vidgraph.defs.resources import ClipScorerResource, LongTakeSettings
 from vidgraph.defs.resources import build_resources
 from vidgraph.ingest import ingest
 from vidgraph.media.synthetic import write_samples

@@ -6,7 +6,6 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetExecutionContext,
-    ConfigurableResource,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -19,20 +18,10 @@ from vidgraph.defs.long_takes import long_takes
 from vidgraph.defs.executors import GPU_OP_TAGS
 from vidgraph.defs.metadata import failing_rows_result, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
-from vidgraph.defs.resources import DatasetStoreResource
+from vidgraph.defs.resources import CaptionSettings, DatasetStoreResource
 from vidgraph.models.profiles import default_profile_name, load_profile
 from vidgraph.models.resources import ChatModelResource
 from vidgraph.stages.frame_captions import ASSET, build_frame_captions
-
-
-
-class CaptionSettings(ConfigurableResource):
-    """The model profile whose generation parameters and check thresholds the caption stages use."""
-
-    profile: str = "tiny"
-
-    def load(self):
-        return load_profile(self.profile, resolve=False)
 
 
 def _code_version() -> str:

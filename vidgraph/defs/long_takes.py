@@ -3,7 +3,6 @@
 import hashlib
 import json
 from collections import Counter
-from dataclasses import fields, replace
 
 import numpy as np
 from dagster import (
@@ -11,74 +10,20 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    ConfigurableResource,
     MaterializeResult,
     MetadataValue,
     asset,
     asset_check,
 )
-from pydantic import PrivateAttr
 
 from vidgraph.defs.metadata import bar_chart_png, contact_sheet, failing_rows_result, image_md, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.raw_clips import raw_clips
-from vidgraph.defs.resources import DatasetStoreResource
+from vidgraph.defs.resources import ClipScorerResource, DatasetStoreResource, LongTakeSettings
 from vidgraph.media.longtake import REASONS, LongTakeConfig, failure_reasons, gradual_transitions, inner_cuts
 from vidgraph.stages.long_takes import ASSET, KEYFRAMES_TABLE, build_long_takes
 
 PREVIEW_COLUMNS = ["clip_id", "duration_s", "passed", "reasons", "dynamic_degree", "camera_motion", "sharpness_median"]
-_DEFAULTS = LongTakeConfig()
-
-
-class LongTakeSettings(ConfigurableResource):
-    """Thresholds of the long-take filter (LVD-2M defaults), and the pass-rate band its check expects."""
-
-    min_duration_s: float = _DEFAULTS.min_duration_s
-    min_dynamic_degree: float = _DEFAULTS.min_dynamic_degree
-    max_dynamic_degree: float = _DEFAULTS.max_dynamic_degree
-    max_jitter: float = _DEFAULTS.max_jitter
-    max_black_frac: float = _DEFAULTS.max_black_frac
-    max_uniform_frac: float = _DEFAULTS.max_uniform_frac
-    min_sharpness: float = _DEFAULTS.min_sharpness
-    max_blurry_frac: float = _DEFAULTS.max_blurry_frac
-    reject_text: bool = _DEFAULTS.reject_text
-    min_semantic_score: float = _DEFAULTS.min_semantic_score
-    keyframe_every_s: float = _DEFAULTS.keyframe_every_s
-    # The WARN check: a pass rate outside this band usually means a threshold went wrong.
-    min_pass_rate: float = 0.01
-    max_pass_rate: float = 0.95
-    min_clips_for_pass_rate: int = 5
-    # How many passing clips the re-measure check decodes again.
-    recheck_sample: int = 3
-
-    def config(self) -> LongTakeConfig:
-        names = {f.name for f in fields(LongTakeConfig)}
-        return replace(_DEFAULTS, **{k: v for k, v in self.model_dump().items() if k in names})
-
-
-class ClipScorerResource(ConfigurableResource):
-    """Optional semantic quality: a transformers image classifier scores each clip's keyframes (off by default)."""
-
-    enabled: bool = False
-    model: str = "tiny:scorer"  # hub id, local folder, or tiny:scorer
-    revision: str = ""
-    label: str = ""  # for multi-label models: the label that means good quality
-    batch_size: int = 32
-
-    _scorer = PrivateAttr(default=None)
-
-    def get_scorer(self):
-        if not self.enabled:
-            return None
-        if self._scorer is None:
-            from vidgraph.models.clip_scorer import ClipScorer
-            from vidgraph.models.profiles import resolve_model
-
-            self._scorer = ClipScorer(resolve_model(self.model), self.revision or None, self.label or None,
-                                      batch_size=self.batch_size, name=self.model)
-        return self._scorer
-
-
 @asset(
     partitions_def=shards,
     retry_policy=STEP_RETRY,
