@@ -56,6 +56,8 @@ SOURCE_VIDEOS_SCHEMA = pa.schema(
         ("source_license", pa.string()),
         ("source_url", pa.string()),
         ("source_tags", pa.list_(pa.string())),
+        ("source_sidecar", pa.string()),  # the sidecar's file name, "" when none
+        ("source_sidecar_error", pa.string()),  # why a sidecar was not used, "" when none
     ]
 )
 
