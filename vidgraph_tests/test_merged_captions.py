@@ -114,6 +114,18 @@ def test_minilm_similarity_on_intents(embedder):
     assert embedder.revision and embedder.model_id.startswith("packaged:")
 
 
+def test_verifier_role_is_optional_and_falls_back_to_the_llm(tmp_path):
+    from vidgraph.defs.resources import build_resources
+    from vidgraph.models.profiles import load_profile
+
+    tiny = load_profile("tiny", resolve=False)
+    assert tiny.verifier is None and tiny.spec("verifier").model == tiny.llm.model and tiny.spec("verifier").kind == "text"
+    gpu = load_profile("gpu", resolve=False)
+    assert gpu.spec("verifier").model != gpu.llm.model  # another model where the profile names one
+    resources = build_resources(profile="tiny")
+    assert resources["verifier"].model_dump() == resources["llm"].model_dump()  # the asset then shares one loaded model
+
+
 # --------------------------------------------------------------------------------------------
 # The stage on hand-built upstream tables
 # --------------------------------------------------------------------------------------------
@@ -360,11 +372,16 @@ def test_landing_to_merged_captions_with_tiny_models_and_lineage(tmp_path, tiny_
     assert c["long_take"]["passed"] and c["keyframes"] and c["frame_captions"]["vlm_model_id"] == "tiny:vlm"
     assert c["audio_captions"]["asr_model_id"] == "hand:asr" and c["merged_captions"]["prompt_hash"] == merge_prompt_hash()
     assert chain["landed"][0]["sha256"] == v["source_video"]["sha256"]
-    by_video = json.loads(lineage(video["video_id"], "--json"))
-    by_path = json.loads(lineage(str(landing / "drive.mp4"), "--json"))
+    # The other ways in, in-process (the command's start-up is covered above).
+    from vidgraph.lineage import LineageNotFound, lineage as lineage_of
+
+    by_video = lineage_of(store, video["video_id"])
+    by_path = lineage_of(store, str(landing / "drive.mp4"))
     all_clips = [r["clip_id"] for r in Catalog(store).query("select clip_id from raw_clips order by 1")]
     assert [c["clip_id"] for c in by_video["videos"][0]["clips"]] == all_clips
     assert by_path["kind"] == "path" and [c["clip_id"] for c in by_path["videos"][0]["clips"]] == all_clips
-    missing = subprocess.run([sys.executable, "-m", "vidgraph.cli", "lineage", "nope", "--root", str(root)],
-                             capture_output=True, text=True, env=env)
-    assert missing.returncode == 1 and "not a clip id" in missing.stderr
+    with pytest.raises(LineageNotFound):
+        lineage_of(store, "nope")
+    from vidgraph.cli import main
+
+    assert main(["lineage", "nope", "--root", str(root)]) == 1

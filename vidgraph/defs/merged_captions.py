@@ -59,8 +59,10 @@ def merged_captions(
     st = store.get_store()
     shard = context.partition_key
     embedder = shared_embedder(merge_settings.embedder_model)
+    # A profile without a verifier repeats the llm: share its loaded weights instead of loading them twice.
+    same = verifier.model_dump() == llm.model_dump()
     result = build_merged_captions(
-        st, shard, llm.get_model(), verifier.get_model(), embedder, profile.generation,
+        st, shard, llm.get_model(), llm.get_model() if same else verifier.get_model(), embedder, profile.generation,
         threshold=merge_settings.verify_threshold, word_limits=merge_settings.word_limits(),
         max_quoted_chars=merge_settings.max_quoted_chars,
     )
