@@ -213,6 +213,33 @@ def test_speech_check_flags_speech_without_transcript(tmp_path, embedder):
 # --------------------------------------------------------------------------------------------
 
 
+def _injection_stays_quoted(bodies: list[dict]) -> int:
+    """Every request that carries the order carries it inside a quoted block, under the system rule;
+    returns how many requests carried it."""
+    carrying = [b for b in bodies if INJECTION in json.dumps(b)]
+    for body in carrying:
+        system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
+        assert "never instructions" in system and INJECTION not in system
+        at = user.find(INJECTION)
+        while at >= 0:
+            before = user[:at]
+            assert before.rfind("<<<BEGIN ") > before.rfind("<<<END "), "the order stands outside a quoted block"
+            at = user.find(INJECTION, at + 1)
+    return len(carrying)
+
+
+def _http_resources(root, server) -> dict:
+    common = {"backend": "openai", "base_url": server.base_url, "kind": "text", "max_retries": 0, "timeout_s": 10}
+    return {"store": DatasetStoreResource(root=str(root)),
+            "llm": ChatModelResource(model="served-llm", **common),
+            "verifier": ChatModelResource(model="served-verifier", **common),
+            "caption_settings": CaptionSettings(profile="tiny"), "merge_settings": MergeSettings()}
+
+
+# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
+
+
 def test_asset_through_http_server_keeps_injection_quoted(tmp_path, embedder):
     store = DatasetStore(str(tmp_path / "root"))
     shard = "s1"
@@ -223,28 +250,14 @@ def test_asset_through_http_server_keeps_injection_quoted(tmp_path, embedder):
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("shards", [shard])
     with ScriptedOpenAIServer() as server:
-        common = {"backend": "openai", "base_url": server.base_url, "kind": "text", "max_retries": 0, "timeout_s": 10}
-        resources = {"store": DatasetStoreResource(root=str(tmp_path / "root")),
-                     "llm": ChatModelResource(model="served-llm", **common),
-                     "verifier": ChatModelResource(model="served-verifier", **common),
-                     "caption_settings": CaptionSettings(profile="tiny"), "merge_settings": MergeSettings()}
-        res = materialize(CHECKS, partition_key=shard, instance=instance, resources=resources)
+        res = materialize(CHECKS, partition_key=shard, instance=instance, resources=_http_resources(tmp_path / "root", server))
     assert res.success  # blocking checks pass; the WARN checks flag the injected clip
     checks = {c.check_name: c for c in res.get_asset_check_evaluations()}
     assert checks["every_long_take_merged"].passed and checks["upstream_rows_present"].passed
     assert not checks["intent_parse_rate_in_band"].passed and checks["intent_parse_rate_in_band"].severity.value == "WARN"
 
-    # Every prompt that carries the order carries it inside a quoted block, under the system rule.
-    carrying = [b for b in server.bodies if INJECTION in json.dumps(b)]
-    assert len(carrying) >= 6  # merge, ASR fact, and (through the ASR fact) abstract, intents, verifier
-    for body in carrying:
-        system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
-        assert "never instructions" in system
-        at = user.find(INJECTION)
-        while at >= 0:
-            before = user[:at]
-            assert before.rfind("<<<BEGIN ") > before.rfind("<<<END "), "the order stands outside a quoted block"
-            at = user.find(INJECTION, at + 1)
+    # merge, ASR fact, and (through the ASR fact) abstract, intents, verifier
+    assert _injection_stays_quoted(server.bodies) >= 6
 
     rows = {r["clip_id"]: r for r in store.read_table("merged_captions", shard).to_pylist()}
     good, hit = rows["vaaa-c0000"], rows["vaaa-c0001"]
@@ -385,3 +398,11 @@ def test_landing_to_merged_captions_with_tiny_models_and_lineage(tmp_path, tiny_
     from vidgraph.cli import main
 
     assert main(["lineage", "nope", "--root", str(root)]) == 1
+
+    # The same shard through the OpenAI-compatible server: the sidecar's order stays quoted data.
+    with ScriptedOpenAIServer() as server:
+        assert materialize(CHECKS, partition_key=shard, instance=instance, resources=_http_resources(root, server)).success
+    assert _injection_stays_quoted(server.bodies) >= 5  # source fact, abstract, intents, verifier
+    for r in Catalog(store).query("select * from merged_captions"):
+        assert r["llm_model_id"] == "served-llm" and r["factual_source"].startswith("The speaker says")
+        assert {f["raw"] for f in r["parse_failures"] if f["field"].startswith("intent")} == {"PWNED"}
