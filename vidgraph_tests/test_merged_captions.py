@@ -178,6 +178,7 @@ def test_stage_on_hand_built_tables(tmp_path, embedder):
     speech = [p for p in merges if "SPEECH (transcript):" in p]
     assert len(speech) == 1 and "<<<BEGIN TRANSCRIPT>>>\nwelcome to the coast road\n<<<END TRANSCRIPT>>>" in speech[0]
     assert sum("MUSIC:" in p for p in merges) == 2 and not any("MUSIC:" in p for p in merges if "chef" in p)
+    assert [("SOUND:\nnone" in p) for p in merges] == [("chef" in p) for p in merges]  # only the silent clip says so
     # merge 3, visual 3, audio 2 (one clip is silent), OCR 1, ASR 1, source 2 (vbbb has none), abstract 3, intents 3 x 2
     assert len(llm.prompts) == 3 + 3 + 2 + 1 + 1 + 2 + 3 + 6 and len(verifier.prompts) == 3 * 2
 

@@ -218,6 +218,8 @@ def merge_slots(c: ClipInputs, limit: int = DEFAULT_MAX_QUOTED_CHARS) -> str:
         ("SPEECH (transcript)", quote_untrusted("transcript", c.transcript if c.has_audio else "", limit)),
         ("AMBIENCE", quote_untrusted("ambience", ambience_text(c), limit)),
     ]
+    if not c.has_audio:
+        slots.append(("SOUND", "none: the clip has no sound track"))  # our own words, not quoted data
     return "\n\n".join(f"{name}:\n{body}" for name, body in slots if body)
 
 
