@@ -407,3 +407,22 @@ def test_landing_to_merged_captions_with_tiny_models_and_lineage(tmp_path, tiny_
     for r in Catalog(store).query("select * from merged_captions"):
         assert r["llm_model_id"] == "served-llm" and r["factual_source"].startswith("The speaker says")
         assert {f["raw"] for f in r["parse_failures"] if f["field"].startswith("intent")} == {"PWNED"}
+
+
+def test_lineage_of_a_refused_landed_file_names_its_quarantine(tmp_path):
+    import pyarrow as pa
+
+    from vidgraph.lineage import format_text, lineage
+    from vidgraph.storage.schemas import QUARANTINE_SCHEMA
+
+    store = DatasetStore(str(tmp_path / "root"))
+    bad = tmp_path / "landing" / "notes.mp4"
+    bad.parent.mkdir()
+    bad.write_text("not a video")
+    row = {"path": str(bad.resolve()), "sha256": "b" * 64, "reason": "cannot be opened as a video", "stage": "source_videos",
+           "shard": "s1", "video_id": "v" + "b" * 16}
+    store.write_table("quarantine", "s1", pa.Table.from_pylist([row], schema=QUARANTINE_SCHEMA), name="source_videos")
+    chain = lineage(store, str(bad))
+    assert chain["kind"] == "path" and chain["quarantine"][0]["reason"] == "cannot be opened as a video"
+    assert "quarantined   " + str(bad.resolve()) in format_text(chain)
+    assert lineage(store, "v" + "b" * 16)["quarantine"] == chain["quarantine"]  # by video id too
