@@ -13,7 +13,6 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from vidgraph.captions.merge import (
-    ClipInputs,
     merge_prompt_hash,
     mentions_speech,
     parse_abstract,
