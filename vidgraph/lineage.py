@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +155,12 @@ def _models(row: dict) -> str:
     return ", ".join(parts)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _short(text: Any, n: int = 160) -> str:
-    s = " ".join(str(text or "").split())
+    # Captions and uploader text are untrusted: no control characters (terminal escapes) reach the screen.
+    s = " ".join(_CONTROL.sub(" ", str(text or "")).split())
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
