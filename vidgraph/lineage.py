@@ -213,7 +213,7 @@ def format_text(chain: dict) -> str:
                         lines.append(f"    parse failures: {', '.join(p['field'] for p in row['parse_failures'])}")
                 if row.get("error"):
                     lines.append(f"    error: {_short(row['error'])}")
-    return "\n".join(lines)
+    return "\n".join(_CONTROL.sub(" ", line) for line in lines)  # paths and reasons too
 
 
 def main_lineage(root: str, ident: str, as_json: bool) -> int:
