@@ -188,6 +188,12 @@ def cmd_query(args) -> int:
     return 0
 
 
+def cmd_lineage(args) -> int:
+    from vidgraph.lineage import main_lineage
+
+    return main_lineage(_root(args), args.id, args.json)
+
+
 def _print_table(rows: list[dict]) -> None:
     if not rows:
         print("(no rows)")
@@ -258,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("sql")
     s.add_argument("--json", action="store_true", help="print rows as a JSON list of objects")
     s.set_defaults(func=cmd_query)
+
+    s = with_root(sub.add_parser("lineage", help="the chain from a landed file to a clip's merged record"))
+    s.add_argument("id", help="a clip id, a video id, or a landed file's path")
+    s.add_argument("--json", action="store_true", help="print the chain as one JSON object")
+    s.set_defaults(func=cmd_lineage)
     return p
 
 

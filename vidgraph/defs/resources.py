@@ -120,6 +120,25 @@ class CaptionSettings(ConfigurableResource):
         return load_profile(self.profile, resolve=False)
 
 
+class MergeSettings(ConfigurableResource):
+    """merged_captions: the verification threshold, the sentence embedder, and the bands its WARN checks expect."""
+
+    # Cosine of the two intents (llm and verifier) per role; both roles must reach it.
+    verify_threshold: float = 0.6
+    embedder_model: str = ""  # a local all-MiniLM-style folder; "" = the packaged all-MiniLM-L6-v2
+    merge_max_words: int = 120
+    factual_max_words: int = 60
+    max_quoted_chars: int = 4000  # per quoted block of untrusted text (transcript, OCR, uploader text)
+    min_parse_rate: float = 0.8
+    max_parse_rate: float = 1.0
+    min_verified_rate: float = 0.3
+    max_verified_rate: float = 1.0
+    min_rows_for_rates: int = 1
+
+    def word_limits(self) -> dict:
+        return {"merge": self.merge_max_words, "factual": self.factual_max_words}
+
+
 def _env_or(name: str, default: str):
     """An EnvVar when the variable is set (so the UI shows where the value comes from)."""
     return EnvVar(name) if os.environ.get(name) else default
@@ -137,6 +156,8 @@ def build_resources(
     return {
         "vlm": models.vlm.resource(),
         "llm": models.llm.resource(),
+        "verifier": models.verifier_spec().resource(),
+        "merge_settings": MergeSettings(),
         "caption_settings": CaptionSettings(profile=name),
         "long_take_settings": LongTakeSettings(),
         "clip_scorer": ClipScorerResource(enabled=os.environ.get("VIDGRAPH_CLIP_SCORER", "") not in ("", "0", "off")),

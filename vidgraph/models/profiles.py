@@ -17,7 +17,9 @@ PROFILE_ENV = "VIDGRAPH_PROFILE"
 PROFILES_FILE_ENV = "VIDGRAPH_PROFILES_FILE"
 DEFAULT_PROFILE = "tiny"
 ROLES = ("vlm", "llm", "asr")
-ROLE_KIND = {"vlm": "vlm", "llm": "text", "asr": "asr"}
+ROLE_KIND = {"vlm": "vlm", "llm": "text", "asr": "asr", "verifier": "text"}
+# Roles a profile may leave out, and the role that stands in for each (with its own prompts).
+OPTIONAL_ROLES = {"verifier": "llm"}
 TINY_PREFIX = "tiny:"
 
 
@@ -118,7 +120,15 @@ class Profile:
     generation: GenerationParams = field(default_factory=GenerationParams)
     captions: dict[str, Any] = field(default_factory=dict)
 
+    verifier: ModelSpec | None = None  # merged_captions' second opinion; None: the llm stands in
+
+    def verifier_spec(self) -> ModelSpec:
+        """The verifier, or the llm under the verifier role when the profile names none."""
+        return self.verifier or replace(self.llm, role="verifier")
+
     def spec(self, role: str) -> ModelSpec:
+        if role == "verifier":
+            return self.verifier_spec()
         if role not in ROLES:
             raise KeyError(f"unknown role {role!r}; roles are {ROLES}")
         return getattr(self, role)
@@ -175,6 +185,9 @@ def load_profile(name: str | None = None, *, resolve: bool = True, path: Path | 
     specs = {r: _spec(r, raw[r], name) for r in ROLES}
     if resolve:
         specs = {r: s.resolved() for r, s in specs.items()}
+    optional = {r: _spec(r, raw[r], name) for r in OPTIONAL_ROLES if raw.get(r)}
+    if resolve:
+        optional = {r: s.resolved() for r, s in optional.items()}
     gen = GenerationParams(**(raw.get("generation") or {}))
     return Profile(name=name, description=str(raw.get("description", "")).strip(), generation=gen,
-                   captions=dict(raw.get("captions") or {}), **specs)
+                   captions=dict(raw.get("captions") or {}), **specs, **optional)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -79,6 +80,88 @@ def _safe_suffix(name: str) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".bin"
 
 
+# Sidecars: the uploader's own text next to a landed video (NAME.json, else NAME.txt). Untrusted:
+# size-limited, decoded leniently, control characters dropped, every field cut to a length.
+SIDECAR_MAX_BYTES = 64 * 1024
+SIDECAR_FIELD_CHARS = {"title": 500, "description": 5000, "license": 200, "url": 2000, "tag": 100}
+SIDECAR_MAX_TAGS = 50
+_SIDECAR_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _clean_text(value, limit: int) -> str:
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    text = _SIDECAR_CONTROL.sub(" ", str(value)).strip()
+    return text[:limit]
+
+
+def _read_sidecar_bytes(path: Path, landing: Path | None) -> bytes | None:
+    """The sidecar's bytes, or None when there is none; raises ValueError when it may not be read."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("not a regular file")
+    if landing is not None and not Path(os.path.realpath(path)).is_relative_to(landing):
+        raise ValueError("outside the landing zone")
+    if st.st_size > SIDECAR_MAX_BYTES:
+        raise ValueError(f"larger than {SIDECAR_MAX_BYTES} bytes")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(SIDECAR_MAX_BYTES + 1)
+    if len(data) > SIDECAR_MAX_BYTES:
+        raise ValueError(f"larger than {SIDECAR_MAX_BYTES} bytes")
+    return data
+
+
+def parse_sidecar(data: bytes, kind: str) -> dict:
+    """The source_* columns from a sidecar's bytes (``kind`` "json" or "txt")."""
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    out = {"source_title": "", "source_description": "", "source_license": "", "source_url": "", "source_tags": []}
+    if kind == "txt":
+        out["source_description"] = _clean_text(text, SIDECAR_FIELD_CHARS["description"])
+        return out
+    meta = json.loads(text)
+    if not isinstance(meta, dict):
+        raise ValueError("JSON sidecar is not an object")
+    lim = SIDECAR_FIELD_CHARS
+    out["source_title"] = _clean_text(meta.get("title"), lim["title"])
+    out["source_description"] = _clean_text(meta.get("description"), lim["description"])
+    out["source_license"] = _clean_text(meta.get("licence", meta.get("license")), lim["license"])
+    url = _clean_text(meta.get("url", meta.get("webpage_url")), lim["url"])
+    out["source_url"] = url if re.match(r"https?://[^\s]+$", url) else ""
+    tags = meta.get("tags") or []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    if isinstance(tags, list):
+        out["source_tags"] = [t for t in (_clean_text(x, lim["tag"]) for x in tags[:SIDECAR_MAX_TAGS]) if t]
+    return out
+
+
+def read_source_text(video: Path, landing: Path | None = None) -> dict:
+    """The source_* columns from ``NAME.json`` (else ``NAME.txt``) beside ``video``; "" when absent.
+
+    A sidecar that cannot be used (too large, not JSON, a symlink, ...) leaves the columns empty
+    and says why in ``source_sidecar_error``; the video itself is unaffected.
+    """
+    empty = {"source_title": "", "source_description": "", "source_license": "", "source_url": "",
+             "source_tags": [], "source_sidecar": "", "source_sidecar_error": ""}
+    for kind in ("json", "txt"):
+        side = video.with_suffix(f".{kind}")
+        try:
+            data = _read_sidecar_bytes(side, landing)
+            if data is None:
+                continue
+            return {**empty, **parse_sidecar(data, kind), "source_sidecar": side.name}
+        except (ValueError, OSError) as e:  # JSONDecodeError is a ValueError
+            return {**empty, "source_sidecar": side.name, "source_sidecar_error": f"{type(e).__name__}: {e}"[:300]}
+    return empty
+
+
 def build_source_videos(
     store: DatasetStore,
     shard: str,
@@ -120,6 +203,7 @@ def build_source_videos(
             rows.append(
                 {
                     **row,
+                    **read_source_text(path, landing),
                     "video_id": vid,
                     "shard": shard,
                     "relpath": entry["relpath"],

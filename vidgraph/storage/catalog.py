@@ -15,6 +15,7 @@ from vidgraph.storage.schemas import (
     FRAME_CAPTIONS_SCHEMA,
     LEDGER_SCHEMA,
     LONG_TAKES_SCHEMA,
+    MERGED_CAPTIONS_SCHEMA,
     QUARANTINE_SCHEMA,
     RAW_CLIPS_SCHEMA,
     SOURCE_VIDEOS_SCHEMA,
@@ -30,6 +31,7 @@ KNOWN_SCHEMAS = {
     "long_takes": LONG_TAKES_SCHEMA,
     "clip_keyframes": CLIP_KEYFRAMES_SCHEMA,
     "frame_captions": FRAME_CAPTIONS_SCHEMA,
+    "merged_captions": MERGED_CAPTIONS_SCHEMA,
 }
 
 # Assets whose every table, whatever its file name, belongs to one view.

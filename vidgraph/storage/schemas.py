@@ -50,6 +50,14 @@ SOURCE_VIDEOS_SCHEMA = pa.schema(
         ("audio_sample_rate", pa.int32()),
         ("audio_channels", pa.int32()),
         ("size_bytes", pa.int64()),
+        # From an ingest sidecar NAME.json / NAME.txt (untrusted, size-limited text); "" when absent.
+        ("source_title", pa.string()),
+        ("source_description", pa.string()),
+        ("source_license", pa.string()),
+        ("source_url", pa.string()),
+        ("source_tags", pa.list_(pa.string())),
+        ("source_sidecar", pa.string()),  # the sidecar's file name, "" when none
+        ("source_sidecar_error", pa.string()),  # why a sidecar was not used, "" when none
     ]
 )
 
@@ -171,5 +179,43 @@ FRAME_CAPTIONS_SCHEMA = pa.schema(
         ("prompt_hash", pa.string()),
         ("gen_params", pa.string()),  # JSON
         ("error", pa.string()),
+    ]
+)
+
+MERGED_CAPTIONS_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("shard", pa.string()),
+        ("duration_s", pa.float64()),
+        ("merged_caption", pa.string()),  # MMTrail: picture authoritative, sound woven in
+        ("factual_visual", pa.string()),  # VideoMind factual layer, five elements
+        ("factual_audio", pa.string()),
+        ("factual_ocr", pa.string()),
+        ("factual_asr", pa.string()),
+        ("factual_source", pa.string()),
+        ("abstract_summary", pa.string()),
+        ("abstract_tags", pa.struct([("subject", pa.string()), ("place", pa.string()), ("time", pa.string()), ("event", pa.string())])),
+        ("intent_uploader", pa.string()),  # raw "[subject] through [action] aims to [intent]" lines
+        ("intent_subject", pa.string()),
+        ("intent_uploader_verifier", pa.string()),
+        ("intent_subject_verifier", pa.string()),
+        ("intent_similarity_uploader", pa.float64()),
+        ("intent_similarity_subject", pa.float64()),
+        ("verified", pa.bool_()),
+        (
+            "sixw",
+            pa.struct([(k, pa.string()) for k in ("who", "what", "when", "where", "why", "how")]),
+        ),
+        ("parse_failures", pa.list_(pa.struct([("field", pa.string()), ("raw", pa.string())]))),
+        ("llm_model_id", pa.string()),
+        ("llm_revision", pa.string()),
+        ("verifier_model_id", pa.string()),
+        ("verifier_revision", pa.string()),
+        ("embedder_model_id", pa.string()),
+        ("embedder_revision", pa.string()),
+        ("prompt_hash", pa.string()),
+        ("gen_params", pa.string()),  # JSON
+        ("error", pa.string()),  # "" when none
     ]
 )
