@@ -401,13 +401,18 @@ def caption_analyses(analyses: Sequence[AudioAnalysis | None], llm: ChatModel | 
 
 
 def audio_row(a: AudioAnalysis | None, music_captions: list[dict], audio_caption: str, duration_s: float,
-              has_audio: bool) -> dict[str, Any]:
-    """The analysis part of an ``audio_captions`` row (ids and provenance are added by the caller)."""
+              has_audio: bool, readable: bool = True) -> dict[str, Any]:
+    """The analysis part of an ``audio_captions`` row (ids and provenance are added by the caller).
+
+    Without an analysis: a clip with no audio track is one ``silence`` segment (nothing is
+    heard); a clip whose sound could not be read (``readable=False``) has an empty timeline.
+    """
     if a is None:
+        silent = not has_audio and readable
         tl = [{"start_s": 0.0, "end_s": round(float(duration_s), 3), "label": "silence", "confidence": 1.0}] \
-            if not has_audio else []
-        return {"timeline": tl, "speech_share": 0.0, "music_share": 0.0,
-                "silence_share": 1.0 if not has_audio else 0.0, "audio_class": "none", "transcript": "",
+            if silent else []
+        return {"timeline": tl, "speech_share": 0.0, "music_share": 0.0, "silence_share": 1.0 if silent else 0.0,
+                "audio_class": "none", "transcript": "",
                 "asr_segments": [], "asr_dropped": [], "language": "", "music_tags": [], "tempo_bpm": None,
                 "loudness_dbfs": None, "music_captions": [], "audio_caption": "", "speech_spans": []}
     return {"timeline": a.timeline, **a.shares, "audio_class": a.audio_class, "transcript": a.asr.transcript,

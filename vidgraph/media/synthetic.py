@@ -294,7 +294,7 @@ def write_audio_video(path: str | Path, audio: np.ndarray, sample_rate: int, lay
 
 
 # Spoken over the first take of sample_pan_cut.mp4, so `make demo` shows a real transcript.
-SAMPLE_SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
+SAMPLE_SENTENCE = "Good morning. Today we are going to talk about the weather in the mountains."
 
 
 # The sample set for the demo: long takes that pass, a static one, black, blur, a short shot.

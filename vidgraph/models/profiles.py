@@ -17,7 +17,9 @@ PROFILE_ENV = "VIDGRAPH_PROFILE"
 PROFILES_FILE_ENV = "VIDGRAPH_PROFILES_FILE"
 DEFAULT_PROFILE = "tiny"
 ROLES = ("vlm", "llm", "asr")
-ROLE_KIND = {"vlm": "vlm", "llm": "text", "asr": "asr"}
+ROLE_KIND = {"vlm": "vlm", "llm": "text", "asr": "asr", "audio_tagger": "audio_tagger"}
+# Roles a profile may leave out (it still loads; the stage that uses one runs without it).
+OPTIONAL_ROLES = ("audio_tagger",)
 TINY_PREFIX = "tiny:"
 
 
@@ -117,10 +119,11 @@ class Profile:
     asr: ModelSpec
     generation: GenerationParams = field(default_factory=GenerationParams)
     captions: dict[str, Any] = field(default_factory=dict)
+    audio_tagger: ModelSpec | None = None  # optional role (audio_captions)
 
     def spec(self, role: str) -> ModelSpec:
-        if role not in ROLES:
-            raise KeyError(f"unknown role {role!r}; roles are {ROLES}")
+        if role not in ROLES + OPTIONAL_ROLES:
+            raise KeyError(f"unknown role {role!r}; roles are {ROLES + OPTIONAL_ROLES}")
         return getattr(self, role)
 
     def fingerprint(self, roles: tuple[str, ...] = ROLES) -> str:
@@ -172,7 +175,7 @@ def load_profile(name: str | None = None, *, resolve: bool = True, path: Path | 
     missing = [r for r in ROLES if r not in raw]
     if missing:
         raise ValueError(f"profile {name!r} lacks roles {missing}")
-    specs = {r: _spec(r, raw[r], name) for r in ROLES}
+    specs = {r: _spec(r, raw[r], name) for r in ROLES + OPTIONAL_ROLES if r in raw}
     if resolve:
         specs = {r: s.resolved() for r, s in specs.items()}
     gen = GenerationParams(**(raw.get("generation") or {}))

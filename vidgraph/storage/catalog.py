@@ -11,6 +11,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from vidgraph.storage.schemas import (
+    AUDIO_CAPTIONS_SCHEMA,
     CLIP_KEYFRAMES_SCHEMA,
     FRAME_CAPTIONS_SCHEMA,
     LEDGER_SCHEMA,
@@ -30,6 +31,7 @@ KNOWN_SCHEMAS = {
     "long_takes": LONG_TAKES_SCHEMA,
     "clip_keyframes": CLIP_KEYFRAMES_SCHEMA,
     "frame_captions": FRAME_CAPTIONS_SCHEMA,
+    "audio_captions": AUDIO_CAPTIONS_SCHEMA,
 }
 
 # Assets whose every table, whatever its file name, belongs to one view.
