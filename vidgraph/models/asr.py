@@ -260,3 +260,28 @@ def build_recognizer(backend: str, model: str, revision: str = "", language: str
                                      batch_size=batch_size, kind="asr", language=language or None, name=model)
         return TransformersRecognizer(chat)
     raise ValueError(f"unknown asr backend {backend!r}; use 'faster_whisper' or 'transformers'")
+
+
+_SPELLED = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower case, punctuation removed (apostrophes kept), common titles spelled out as in the
+    references ("Mr." -> "mister", as Whisper's English normaliser does), split on white space."""
+    import re
+
+    text = text.lower().replace("-", " ")
+    return [_SPELLED.get(w, w) for w in re.sub(r"[^a-z0-9' ]+", " ", text).split()]
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """(substitutions + deletions + insertions) / reference words, on normalised words."""
+    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    d = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        prev, d[0] = d[:], i
+        for j in range(1, len(hyp) + 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (ref[i - 1] != hyp[j - 1]))
+    return d[-1] / len(ref)
