@@ -127,8 +127,7 @@ def test_rows_for_clips_without_sound_or_with_broken_sound(tmp_path, vad):
     media.mkdir(parents=True)
     tone = _tone(4.0)
     good = write_audio_video(media / "good.mp4", tone[None], SR, "mono")
-    silent = write_video(media / "silent.mp4", SyntheticSpec([Scene(32, "pan", seed=2)], width=64, height=48, fps=8,
-                                                             audio=False))
+    write_video(media / "silent.mp4", SyntheticSpec([Scene(32, "pan", seed=2)], width=64, height=48, fps=8, audio=False))
     broken = _corrupt_audio(good, media / "broken.mp4")
     store, shard = DatasetStore(str(root)), "shard-test"
     sources, clips, takes = [], [], []
@@ -172,6 +171,18 @@ def test_hallucinated_segments_are_dropped_with_the_reason():
     reasons = [d["reason"] for d in dropped]
     assert reasons[0].startswith("compression_ratio") and reasons[1].startswith("no_speech_prob")
     assert reasons[2].startswith("avg_logprob")
+
+
+def test_transformers_asr_backend_stays_selectable(tiny_models):
+    from vidgraph.models.asr import TransformersRecognizer, build_recognizer
+
+    rec = build_recognizer("transformers", str(tiny_models["asr"]), language="en")
+    assert isinstance(rec, TransformersRecognizer)
+    audio = np.concatenate([np.zeros(8000, np.float32), _tone(1.0, 16000), np.zeros(8000, np.float32)])
+    result = rec.transcribe(audio, [(0.5, 1.5)])
+    assert result.error == "" and rec.revision.startswith("local-")  # the tiny Whisper really ran
+    for s in result.segments:  # no log-probabilities from this backend; the compression ratio is computed
+        assert 0.5 <= s.start_s <= s.end_s <= 1.5 and s.avg_logprob is None and s.compression_ratio is not None
 
 
 def test_word_error_rate_normalises_case_and_punctuation():
