@@ -22,6 +22,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	.venv/bin/vidgraph run $(VIDGRAPH_LANDING)
 	.venv/bin/vidgraph query "select video_id, count(*) as clips, count(*) filter (passed) as long_takes, round(sum(duration_s), 1) as seconds from long_takes group by 1 order by 1"
 	.venv/bin/vidgraph query "select clip_id, vlm_model_id, left(caption, 60) as caption from frame_captions order by 1"
+	.venv/bin/vidgraph query "select clip_id, audio_class, round(speech_share, 2) as speech, language, transcript from audio_captions order by 1"
 	# The merged record of one clip, then its lineage from the landed file.
 	CLIP=$$(.venv/bin/vidgraph query "select clip_id from merged_captions order by clip_id limit 1" --json | $(PY) -c 'import json, sys; print(json.load(sys.stdin)[0]["clip_id"])') && \
 	.venv/bin/vidgraph query "select * from merged_captions where clip_id = '$$CLIP'" --json && \

@@ -171,6 +171,46 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_audio(args) -> int:
+    """Timeline, transcript and captions of one video or audio file, with the asset's code (no Dagster)."""
+    from vidgraph.captions.audio_captions import AudioConfig, audio_row, caption_analyses
+    from vidgraph.models.asr import build_recognizer
+    from vidgraph.models.audio_tagger import AudioTagger
+    from vidgraph.models.profiles import UnknownProfileError, load_profile, resolve_model
+    from vidgraph.models.vad import SileroVAD
+    from vidgraph.stages.audio_captions import AudioModels, analyze_file, provenance
+
+    if not Path(args.file).exists():
+        raise FileNotFoundError(f"no such file: {args.file}")
+    try:
+        profile = load_profile(args.profile, resolve=False)
+    except UnknownProfileError as e:
+        print(f"vidgraph: {e}", file=sys.stderr)
+        return 2
+    asr, tag = profile.asr, profile.audio_tagger
+    ct = asr.dtype if asr.dtype not in ("", "auto") else "int8"
+    models = AudioModels(
+        SileroVAD(),
+        AudioTagger(resolve_model(tag.model), tag.revision, tag.device, tag.batch_size, name=tag.model) if tag else None,
+        build_recognizer(asr.backend, asr.model, asr.revision, asr.language, asr.device, asr.dtype, asr.batch_size,
+                         compute_type=ct),
+        None if args.no_captions else profile.llm.resolved().build(),
+    )
+    cfg = AudioConfig()
+    audio, analysis, audio_error, error = analyze_file(args.file, args.start, args.end, models, cfg)
+    duration = (args.end - args.start) if args.end is not None else (audio.duration_s if audio else 0.0)
+    music, captions, errors = caption_analyses([analysis], models.llm, profile.generation, cfg)
+    has_audio = bool(audio and audio.has_audio) or "AudioDecodeError" in audio_error
+    out = {"file": str(args.file), "start_s": args.start, "duration_s": round(duration, 3), "has_audio": has_audio,
+           "audio_error": audio_error,
+           **audio_row(analysis, music[0], captions[0], duration, has_audio, readable=not audio_error),
+           **provenance(models, cfg, profile.generation),
+           "error": "; ".join([e for e in (error, analysis.asr.error if analysis else "") if e] + errors[0])}
+    out["params"] = json.loads(out["params"])
+    print(json.dumps(out, indent=None if args.compact else 2, default=float))
+    return 0
+
+
 def cmd_query(args) -> int:
     from vidgraph.storage.catalog import Catalog
     from vidgraph.storage.store import DatasetStore
@@ -259,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-duration", type=float, default=None, help="minimum long-take length in seconds (default 10)")
     s.add_argument("--compact", action="store_true", help="one line of JSON")
     s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("audio", help="speech/music/silence timeline, transcript and captions of a file, as JSON")
+    s.add_argument("file")
+    s.add_argument("--profile", default=None, help="model profile (default $VIDGRAPH_PROFILE or tiny)")
+    s.add_argument("--start", type=float, default=0.0, help="start of the span to read, seconds")
+    s.add_argument("--end", type=float, default=None, help="end of the span to read, seconds (default: the end)")
+    s.add_argument("--no-captions", action="store_true", help="skip the text model (timeline and transcript only)")
+    s.add_argument("--compact", action="store_true", help="one line of JSON")
+    s.set_defaults(func=cmd_audio)
 
     s = with_root(sub.add_parser("query", help="SQL over the catalog (one view per asset)"))
     s.add_argument("sql")

@@ -2,12 +2,12 @@
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from vidgraph.defs import frame_captions, ingest_sensor, long_takes, merged_captions, raw_clips, source_videos
+from vidgraph.defs import audio_captions, frame_captions, ingest_sensor, long_takes, merged_captions, raw_clips, source_videos
 from vidgraph.defs.executors import executor_for_environment
 from vidgraph.defs.resources import build_resources
 
 # Modules in graph order; each holds one asset and its checks.
-ASSET_MODULES = [source_videos, raw_clips, long_takes, frame_captions, merged_captions]
+ASSET_MODULES = [source_videos, raw_clips, long_takes, frame_captions, audio_captions, merged_captions]
 
 
 def build_defs(resources: dict | None = None, executor: str | None = None) -> Definitions:

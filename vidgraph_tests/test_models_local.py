@@ -24,7 +24,7 @@ def _images(n, seed=0):
 
 
 def test_tiny_models_are_small_and_saved(tiny_models):
-    assert set(tiny_models) == {"vlm", "llm", "asr", "scorer"}
+    assert set(tiny_models) == {"vlm", "llm", "asr", "scorer", "audio_tagger"}
     for role, path in tiny_models.items():
         assert (path / "config.json").is_file(), role
         assert (path / "model.safetensors").stat().st_size < 5_000_000, role

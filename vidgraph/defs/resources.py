@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
 
+from vidgraph.captions.audio_captions import AudioConfig
 from vidgraph.media.longtake import LongTakeConfig
 from vidgraph.media.probe import InputPolicy
 from vidgraph.storage.store import DatasetStore
@@ -137,6 +138,49 @@ class MergeSettings(ConfigurableResource):
 
     def word_limits(self) -> dict:
         return {"merge": self.merge_max_words, "factual": self.factual_max_words}
+_AUDIO = AudioConfig()
+
+
+class AudioSettings(ConfigurableResource):
+    """audio_captions: the model profile (generation parameters) and every audio threshold."""
+
+    profile: str = "tiny"
+    # Share of a clip that is speech above which a transcript is expected (the WARN check).
+    min_speech_share_for_transcript: float = 0.1
+    hop_s: float = _AUDIO.hop_s
+    silence_dbfs: float = _AUDIO.silence_dbfs
+    min_silence_s: float = _AUDIO.min_silence_s
+    vad_threshold: float = _AUDIO.vad_threshold
+    vad_min_speech_s: float = _AUDIO.vad_min_speech_s
+    vad_min_silence_s: float = _AUDIO.vad_min_silence_s
+    music_threshold: float = _AUDIO.music_threshold
+    speech_music_threshold: float = _AUDIO.speech_music_threshold
+    tagger_weight: float = _AUDIO.tagger_weight
+    tagger_window_s: float = _AUDIO.tagger_window_s
+    tagger_hop_s: float = _AUDIO.tagger_hop_s
+    pulse_floor: float = _AUDIO.pulse_floor
+    pulse_span: float = _AUDIO.pulse_span
+    tonality_floor: float = _AUDIO.tonality_floor
+    tonality_span: float = _AUDIO.tonality_span
+    context_s: float = _AUDIO.context_s
+    min_segment_s: float = _AUDIO.min_segment_s
+    music_tag_threshold: float = _AUDIO.music_tag_threshold
+    max_music_tags: int = _AUDIO.max_music_tags
+    min_music_caption_s: float = _AUDIO.min_music_caption_s
+    asr_pad_s: float = _AUDIO.asr_pad_s
+    asr_max_gap_s: float = _AUDIO.asr_max_gap_s
+    compression_ratio_threshold: float = _AUDIO.compression_ratio_threshold
+    logprob_threshold: float = _AUDIO.logprob_threshold
+    no_speech_threshold: float = _AUDIO.no_speech_threshold
+    caption_max_words: int = _AUDIO.caption_max_words
+
+    def config(self) -> AudioConfig:
+        return AudioConfig.from_mapping(self.model_dump())
+
+    def load(self):
+        from vidgraph.models.profiles import load_profile
+
+        return load_profile(self.profile, resolve=False)
 
 
 def _env_or(name: str, default: str):
@@ -150,6 +194,7 @@ def build_resources(
     """Resources for the current environment: VIDGRAPH_ROOT, VIDGRAPH_LANDING, VIDGRAPH_SHARD_SIZE,
     and the model profile VIDGRAPH_PROFILE (tiny by default)."""
     from vidgraph.models.profiles import default_profile_name, load_profile
+    from vidgraph.models.resources import AudioTaggerResource, SpeechRecognizerResource
 
     name = profile or default_profile_name()
     models = load_profile(name, resolve=False)
@@ -159,6 +204,9 @@ def build_resources(
         "verifier": models.verifier_spec().resource(),
         "merge_settings": MergeSettings(),
         "caption_settings": CaptionSettings(profile=name),
+        "asr": SpeechRecognizerResource.from_spec(models.asr),
+        "audio_tagger": AudioTaggerResource.from_spec(models.audio_tagger),
+        "audio_settings": AudioSettings(profile=name),
         "long_take_settings": LongTakeSettings(),
         "clip_scorer": ClipScorerResource(enabled=os.environ.get("VIDGRAPH_CLIP_SCORER", "") not in ("", "0", "off")),
         "store": DatasetStoreResource(root=root or _env_or("VIDGRAPH_ROOT", DEFAULT_ROOT)),

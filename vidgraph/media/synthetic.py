@@ -43,6 +43,8 @@ class SyntheticSpec:
     codec: str = "libx264"
     pix_fmt: str = "yuv420p"
     extra_options: dict = field(default_factory=dict)
+    # Real speech mixed into the soundtrack: (start_s, sentence) spoken by eSpeak NG (media/tts.py).
+    speech: list[tuple[float, str]] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -224,6 +226,8 @@ def _write_audio(out, aus, spec: SyntheticSpec, times: list[float]) -> None:
         b = n if end >= spec.n_frames else int(round(times[end] * sr))
         tone[a:b] = 0.2 * np.sin(2 * np.pi * (220 + 110 * si) * t[a:b])
         pos = end
+    for start_s, sentence in spec.speech:
+        _mix_speech(tone, sr, start_s, sentence)
     stereo = np.stack([tone, tone])
     chunk = 1024
     for k in range(0, n, chunk):
@@ -238,13 +242,68 @@ def _write_audio(out, aus, spec: SyntheticSpec, times: list[float]) -> None:
         out.mux(p)
 
 
+def _mix_speech(track: np.ndarray, sr: int, start_s: float, sentence: str) -> None:
+    """Speak ``sentence`` into ``track`` at ``start_s``, ducking the tone under it (as a mix would)."""
+    from vidgraph.media.tts import speak
+
+    voice, vsr = speak(sentence)
+    n = int(round(len(voice) * sr / vsr))
+    voice = np.interp(np.arange(n) * vsr / sr, np.arange(len(voice)), voice).astype(np.float32)
+    a = int(round(start_s * sr))
+    b = min(len(track), a + n)
+    track[a:b] = 0.15 * track[a:b] + 0.8 * voice[: b - a]
+
+
+def write_audio_video(path: str | Path, audio: np.ndarray, sample_rate: int, layout: str = "mono",
+                      codec: str = "aac", video: SyntheticSpec | None = None) -> Path:
+    """A short synthetic video with ``audio`` (channels x samples, float32) as its soundtrack.
+
+    For audio tests: any channel layout (``5.1``, ``7.1``...), rate and codec PyAV can encode.
+    """
+    path = Path(path)
+    audio = np.atleast_2d(np.asarray(audio, np.float32))
+    seconds = audio.shape[1] / sample_rate
+    spec = video or SyntheticSpec([Scene(max(1, int(round(seconds * 8))), "pan", seed=3, speed=1.0)],
+                                  width=64, height=48, fps=8, audio=False)
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream("libx264", rate=spec.fps)
+        vs.width, vs.height, vs.pix_fmt = spec.width, spec.height, "yuv420p"
+        aus = out.add_stream(codec, rate=sample_rate, layout=layout)
+        for i, img in enumerate(render_frames(spec)):
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts = i
+            frame.time_base = Fraction(1, spec.fps)
+            for p in vs.encode(frame):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        chunk = 1024
+        for k in range(0, audio.shape[1], chunk):
+            block = audio[:, k:k + chunk]
+            # Packed float frames (the encoder converts them): PyAV mis-sizes planar frames of 8+ channels.
+            packed = np.ascontiguousarray(block.T).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=layout)
+            frame.sample_rate = sample_rate
+            frame.pts = k
+            frame.time_base = Fraction(1, sample_rate)
+            for p in aus.encode(frame):
+                out.mux(p)
+        for p in aus.encode():
+            out.mux(p)
+    return path
+
+
+# Spoken over the first take of sample_pan_cut.mp4, so `make demo` shows a real transcript.
+SAMPLE_SENTENCE = "Good morning. Today we are going to talk about the weather in the mountains."
+
+
 # The sample set for the demo: long takes that pass, a static one, black, blur, a short shot.
 def sample_specs(fps: int = 24) -> dict[str, SyntheticSpec]:
     s = fps  # frames per second, for readability
     return {
         "sample_pan_cut.mp4": SyntheticSpec(
             [Scene(12 * s, "pan", seed=1, speed=1.5), Scene(3 * s, "object", seed=2, speed=4),
-             Scene(11 * s, "zoom", seed=3)], fps=fps),
+             Scene(11 * s, "zoom", seed=3)], fps=fps, speech=[(2.0, SAMPLE_SENTENCE)]),
         "sample_static_black.mp4": SyntheticSpec(
             [Scene(11 * s, "static", seed=4), Scene(11 * s, "black", seed=5),
              Scene(12 * s, "tilt", seed=6, speed=1.2)], fps=fps),

@@ -17,9 +17,9 @@ PROFILE_ENV = "VIDGRAPH_PROFILE"
 PROFILES_FILE_ENV = "VIDGRAPH_PROFILES_FILE"
 DEFAULT_PROFILE = "tiny"
 ROLES = ("vlm", "llm", "asr")
-ROLE_KIND = {"vlm": "vlm", "llm": "text", "asr": "asr", "verifier": "text"}
-# Roles a profile may leave out, and the role that stands in for each (with its own prompts).
-OPTIONAL_ROLES = {"verifier": "llm"}
+ROLE_KIND = {"vlm": "vlm", "llm": "text", "asr": "asr", "verifier": "text", "audio_tagger": "audio_tagger"}
+# Roles a profile may leave out, and the role that stands in for each (None: the stage runs without it).
+OPTIONAL_ROLES = {"verifier": "llm", "audio_tagger": None}
 TINY_PREFIX = "tiny:"
 
 
@@ -119,6 +119,7 @@ class Profile:
     asr: ModelSpec
     generation: GenerationParams = field(default_factory=GenerationParams)
     captions: dict[str, Any] = field(default_factory=dict)
+    audio_tagger: ModelSpec | None = None  # optional role (audio_captions)
 
     verifier: ModelSpec | None = None  # merged_captions' second opinion; None: the llm stands in
 
@@ -129,8 +130,8 @@ class Profile:
     def spec(self, role: str) -> ModelSpec:
         if role == "verifier":
             return self.verifier_spec()
-        if role not in ROLES:
-            raise KeyError(f"unknown role {role!r}; roles are {ROLES}")
+        if role not in ROLES + tuple(OPTIONAL_ROLES):
+            raise KeyError(f"unknown role {role!r}; roles are {ROLES + tuple(OPTIONAL_ROLES)}")
         return getattr(self, role)
 
     def fingerprint(self, roles: tuple[str, ...] = ROLES) -> str:

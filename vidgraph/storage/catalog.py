@@ -11,6 +11,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from vidgraph.storage.schemas import (
+    AUDIO_CAPTIONS_SCHEMA,
     CLIP_KEYFRAMES_SCHEMA,
     FRAME_CAPTIONS_SCHEMA,
     LEDGER_SCHEMA,
@@ -32,6 +33,7 @@ KNOWN_SCHEMAS = {
     "clip_keyframes": CLIP_KEYFRAMES_SCHEMA,
     "frame_captions": FRAME_CAPTIONS_SCHEMA,
     "merged_captions": MERGED_CAPTIONS_SCHEMA,
+    "audio_captions": AUDIO_CAPTIONS_SCHEMA,
 }
 
 # Assets whose every table, whatever its file name, belongs to one view.

@@ -182,6 +182,60 @@ FRAME_CAPTIONS_SCHEMA = pa.schema(
     ]
 )
 
+_SPAN = pa.struct([("start_s", pa.float64()), ("end_s", pa.float64())])
+
+AUDIO_CAPTIONS_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("shard", pa.string()),
+        ("duration_s", pa.float64()),
+        ("has_audio", pa.bool_()),
+        ("audio_error", pa.string()),  # "" when none
+        (
+            "timeline",  # tiles [0, duration_s]; label: speech | music | speech+music | other | silence
+            pa.list_(pa.struct([("start_s", pa.float64()), ("end_s", pa.float64()), ("label", pa.string()),
+                                ("confidence", pa.float64())])),
+        ),
+        ("speech_share", pa.float64()),
+        ("music_share", pa.float64()),
+        ("silence_share", pa.float64()),
+        ("audio_class", pa.string()),  # the dominant label, "none" without audio
+        ("transcript", pa.string()),
+        (
+            "asr_segments",
+            pa.list_(pa.struct([("start_s", pa.float64()), ("end_s", pa.float64()), ("text", pa.string()),
+                                ("avg_logprob", pa.float64()), ("no_speech_prob", pa.float64()),
+                                ("compression_ratio", pa.float64())])),
+        ),
+        # Segments the hallucination filter dropped, and why.
+        ("asr_dropped", pa.list_(pa.struct([("start_s", pa.float64()), ("end_s", pa.float64()),
+                                            ("text", pa.string()), ("reason", pa.string())]))),
+        ("speech_spans", pa.list_(_SPAN)),  # what was sent to ASR (before padding/joining)
+        ("language", pa.string()),
+        ("music_tags", pa.list_(pa.string())),
+        ("tempo_bpm", pa.float64()),  # null when no music
+        ("loudness_dbfs", pa.float64()),
+        ("music_captions", pa.list_(pa.struct([("start_s", pa.float64()), ("end_s", pa.float64()),
+                                               ("text", pa.string())]))),
+        ("audio_caption", pa.string()),
+        ("source_sample_rate", pa.int32()),
+        ("source_channels", pa.int32()),
+        ("asr_backend", pa.string()),
+        ("asr_model_id", pa.string()),
+        ("asr_revision", pa.string()),
+        ("tagger_model_id", pa.string()),
+        ("tagger_revision", pa.string()),
+        ("llm_model_id", pa.string()),
+        ("llm_revision", pa.string()),
+        ("vad_model_id", pa.string()),
+        ("vad_revision", pa.string()),
+        ("prompt_hash", pa.string()),
+        ("params", pa.string()),  # JSON: every threshold and the generation parameters
+        ("error", pa.string()),  # "" when none
+    ]
+)
+
 MERGED_CAPTIONS_SCHEMA = pa.schema(
     [
         ("clip_id", pa.string()),
