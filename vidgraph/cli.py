@@ -133,6 +133,46 @@ def _totals(store) -> dict:
     return out
 
 
+def _run_summary(run) -> dict:
+    """Assets (rows) and checks (passed / WARN / FAILED) of one in-process run."""
+    assets, checks = {}, {}
+    for ev in run.all_events:
+        if ev.event_type_value == "ASSET_MATERIALIZATION":
+            mat = ev.event_specific_data.materialization
+            rc = mat.metadata.get("dagster/row_count")
+            assets[mat.asset_key.to_user_string()] = {"rows": rc.value if rc else None}
+        elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            e = ev.event_specific_data
+            failed = "WARN" if e.severity.value == "WARN" else "FAILED"
+            checks[f"{e.asset_key.to_user_string()}:{e.check_name}"] = "passed" if e.passed else failed
+    return {"success": run.success and all(v != "FAILED" for v in checks.values()), "assets": assets, "checks": checks}
+
+
+def cmd_release(args) -> int:
+    """Add a `releases` partition and materialize the release: verdicts, duplicate groups, then the release assets."""
+    from vidgraph.definitions import build_defs
+    from vidgraph.defs.partitions import releases
+    from vidgraph.defs.resources import build_resources
+
+    instance = _instance()
+    if args.name not in instance.get_dynamic_partitions(releases.name):
+        instance.add_dynamic_partitions(releases.name, [args.name])
+    defs = build_defs(build_resources(root=_root(args), profile=args.profile))
+    run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    summary, ok = {"release": args.name, "runs": {}}, True
+    for job_name, partition in (("gold_verdicts_job", None), ("near_duplicates_job", None), ("release_job", args.name)):
+        run = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config
+        )
+        summary["runs"][job_name] = _run_summary(run)
+        ok &= summary["runs"][job_name]["success"]
+        if not ok:
+            break
+    summary["location"] = str(Path(_root(args)) / "releases" / args.name) if "://" not in _root(args) else f"{_root(args)}/releases/{args.name}"
+    print(json.dumps(summary, indent=2))
+    return 0 if ok else 1
+
+
 def cmd_analyze(args) -> int:
     """Shots of one video with every long-take metric and verdict, from the single analysis pass."""
     from dataclasses import replace
@@ -253,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-duration", type=float, default=None, help="minimum long-take length in seconds (default 10)")
     s.add_argument("--compact", action="store_true", help="one line of JSON")
     s.set_defaults(func=cmd_analyze)
+
+    s = with_root(sub.add_parser("release", help="add a release partition and materialize the release (split, gold set, exports, evaluations)"))
+    s.add_argument("name", help="release name, e.g. v1 or 2026-12-01")
+    s.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
+    s.add_argument("--profile", default=None, help="model profile for the narration judge (default $VIDGRAPH_PROFILE or tiny)")
+    s.set_defaults(func=cmd_release)
 
     s = with_root(sub.add_parser("query", help="SQL over the catalog (one view per asset)"))
     s.add_argument("sql")
