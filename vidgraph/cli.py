@@ -148,29 +148,41 @@ def _run_summary(run) -> dict:
     return {"success": run.success and all(v != "FAILED" for v in checks.values()), "assets": assets, "checks": checks}
 
 
+RELEASE_JOBS = ("release_inputs_job", "release_job")
+
+
+def materialize_release(name: str, instance, defs, log_level: str = "WARNING") -> dict:
+    """Add the `releases` partition ``name`` if new, refresh the verdicts and duplicate groups
+    (they span shards), then materialize the release's assets and checks. Stops at a failed run."""
+    from vidgraph.defs.partitions import releases
+
+    if name not in instance.get_dynamic_partitions(releases.name):
+        instance.add_dynamic_partitions(releases.name, [name])
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    summary = {"release": name, "success": True, "runs": {}}
+    for job_name in RELEASE_JOBS:
+        run = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=name if job_name == "release_job" else None, raise_on_error=False,
+            run_config=run_config,
+        )
+        summary["runs"][job_name] = _run_summary(run)
+        if not summary["runs"][job_name]["success"]:
+            summary["success"] = False
+            break
+    return summary
+
+
 def cmd_release(args) -> int:
     """Add a `releases` partition and materialize the release: verdicts, duplicate groups, then the release assets."""
     from vidgraph.definitions import build_defs
-    from vidgraph.defs.partitions import releases
     from vidgraph.defs.resources import build_resources
 
-    instance = _instance()
-    if args.name not in instance.get_dynamic_partitions(releases.name):
-        instance.add_dynamic_partitions(releases.name, [args.name])
     defs = build_defs(build_resources(root=_root(args), profile=args.profile))
-    run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
-    summary, ok = {"release": args.name, "runs": {}}, True
-    for job_name, partition in (("gold_verdicts_job", None), ("near_duplicates_job", None), ("release_job", args.name)):
-        run = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config
-        )
-        summary["runs"][job_name] = _run_summary(run)
-        ok &= summary["runs"][job_name]["success"]
-        if not ok:
-            break
-    summary["location"] = str(Path(_root(args)) / "releases" / args.name) if "://" not in _root(args) else f"{_root(args)}/releases/{args.name}"
+    summary = materialize_release(args.name, _instance(), defs, args.log_level)
+    root = _root(args)
+    summary["location"] = f"{root.rstrip('/')}/releases/{args.name}" if "://" in root else str(Path(root).resolve() / "releases" / args.name)
     print(json.dumps(summary, indent=2))
-    return 0 if ok else 1
+    return 0 if summary["success"] else 1
 
 
 def cmd_analyze(args) -> int:

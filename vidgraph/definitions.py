@@ -11,7 +11,7 @@ from vidgraph.defs.resources import build_resources
 ASSET_MODULES = [source_videos, raw_clips, long_takes, frame_captions]
 # The release end of the graph (issue 11): across shards, then per `releases` partition.
 ASSET_MODULES += [near_duplicates, gold_verdicts, releases, evaluations]
-RELEASE_JOBS = [releases.release_job, near_duplicates.near_duplicates_job, gold_verdicts.gold_verdicts_job]
+RELEASE_JOBS = [releases.release_job, releases.release_inputs_job, gold_verdicts.gold_verdicts_job]
 
 
 def build_defs(resources: dict | None = None, executor: str | None = None) -> Definitions:

@@ -63,8 +63,8 @@ def keyframe_jpeg(seed: int, variant: int = 0, size=(96, 64)) -> bytes:
     img = cv2.resize(small, size, interpolation=cv2.INTER_CUBIC)
     quality = 90
     if variant:
-        img = cv2.convertScaleAbs(img, alpha=1.0, beta=6 * variant)  # brighter
-        quality = 60
+        img = cv2.convertScaleAbs(img, alpha=1.0, beta=4 * variant)  # brighter
+        quality = 70
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return buf.tobytes()
@@ -210,7 +210,9 @@ def videos(prefix: str, n: int, clips_per_video: int = 2, start: int = 0) -> lis
     """``n`` distinct videos with distinct pictures and captions, varied durations and audio classes."""
     out = []
     for i in range(start, start + n):
-        clips = [ClipSpec(CAPTIONS[(i * clips_per_video + j) % len(CAPTIONS)] + ("" if i * clips_per_video + j < len(CAPTIONS) else f" Take {i}-{j}."),
+        k = i * clips_per_video
+        assert k + clips_per_video <= len(CAPTIONS), "distinct captions run out: fewer videos"
+        clips = [ClipSpec(CAPTIONS[k + j],
                           image_seed=1000 + i * clips_per_video + j, duration_s=[12.0, 22.0, 40.0, 75.0][(i + j) % 4],
                           audio_class=AUDIO_CLASSES[(i * 3 + j) % len(AUDIO_CLASSES)])
                  for j in range(clips_per_video)]

@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from vidgraph.defs.metadata import md_table
 from vidgraph.defs.partitions import STEP_RETRY, releases
 from vidgraph.defs.releases import gold_set, release_exports
-from vidgraph.defs.resources import DatasetStoreResource, EvaluationSettings, SentenceEmbedderResource
+from vidgraph.defs.resources import CaptionSettings, DatasetStoreResource, EvaluationSettings, SentenceEmbedderResource
 from vidgraph.models.resources import ChatModelResource
 from vidgraph.stages import releases as rel
 from vidgraph.stages.evaluations import layer_retrieval, narration_input, narration_means, narration_prompt_hash, score_narrations
@@ -57,9 +57,10 @@ def retrieval_eval(
        code_version="1", kinds={"pytorch", "parquet"})
 def narration_eval(
     context: AssetExecutionContext, store: DatasetStoreResource, llm: ChatModelResource, evaluation_settings: EvaluationSettings,
+    caption_settings: CaptionSettings,
 ) -> MaterializeResult:
     """Movie101v2-style narration scores on the gold set: L1 environment/characters, L2 plot (0-5, -1 unparsed)."""
-    from vidgraph.models.backends import GenerationParams
+    from dataclasses import replace
 
     st = store.get_store()
     release = context.partition_key
@@ -78,7 +79,9 @@ def narration_eval(
     if evaluation_settings.narration_limit:
         items = items[: evaluation_settings.narration_limit]
     model = llm.get_model()
-    params = GenerationParams(max_new_tokens=evaluation_settings.max_new_tokens, temperature=0.0)
+    # The profile's decoding (greedy on the real profiles), capped: narrations and verdicts are short.
+    gen = caption_settings.load().generation
+    params = replace(gen, max_new_tokens=min(gen.max_new_tokens, evaluation_settings.max_new_tokens))
     scored = score_narrations(items, model, model, params, evaluation_settings.max_judge_attempts)
     desc = llm.describe()
     phash = narration_prompt_hash()

@@ -3,8 +3,6 @@
 import json
 
 from dagster import (
-    AssetSelection,
-    define_asset_job,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
@@ -71,6 +69,3 @@ def covers_every_merged_clip(context: AssetCheckExecutionContext, store: Dataset
         metadata={"merged_clips": len(want), "rows": len(have), "missing": md_table([{"clip_id": c} for c in missing]),
                   "pairs_with_unknown_clips": json.dumps(unknown[:20])},
     )
-
-
-near_duplicates_job = define_asset_job("near_duplicates_job", selection=AssetSelection.assets(near_duplicates))

@@ -13,3 +13,5 @@ STEP_RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, ji
 # A release (`v1`, `2026-12-01`, ...) snapshots every shard materialized so far; added by
 # `vidgraph release NAME` (or in the UI) before its assets are materialized.
 releases = DynamicPartitionsDefinition(name="releases")
+# Asset groups of the release end of the graph: never part of a shard's run.
+RELEASE_GROUPS = ("release", "evaluation")

@@ -211,6 +211,11 @@ def exported_media_exist_and_decode(
     )
 
 
+# What a release reads across shards: the duplicate groups and the reviewers' verdicts.
+release_inputs_job = define_asset_job(
+    "release_inputs_job", selection=AssetSelection.assets(near_duplicates, AssetKey("gold_verdicts"))
+)
+
 # Everything of one release; the evaluations join it in vidgraph.defs.evaluations.
 release_job = define_asset_job(
     "release_job",

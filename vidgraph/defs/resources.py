@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields, replace
+from functools import lru_cache
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
@@ -159,14 +160,16 @@ class SentenceEmbedderResource(ConfigurableResource):
     model: str = "packaged:all-MiniLM-L6-v2"
     batch_size: int = 64
 
-    _embedder = PrivateAttr(default=None)
-
     def get_embedder(self):
-        if self._embedder is None:
-            from vidgraph.models.embeddings import SentenceEmbedder
+        return _sentence_embedder(self.model, self.batch_size)
 
-            self._embedder = SentenceEmbedder(self.model, batch_size=self.batch_size)
-        return self._embedder
+
+@lru_cache(maxsize=2)
+def _sentence_embedder(model: str, batch_size: int):
+    # One loaded model per process: the steps of a run (and the release's assets) share it.
+    from vidgraph.models.embeddings import SentenceEmbedder
+
+    return SentenceEmbedder(model, batch_size=batch_size)
 
 
 class NearDuplicateSettings(ConfigurableResource):

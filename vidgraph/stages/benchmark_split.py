@@ -132,10 +132,14 @@ def assign_splits(
         stratum = Counter(strata[m] for m in members).most_common(1)[0][0]
         c = counts[stratum]
         n_s, n = sum(c.values()) + len(members), sum(overall.values()) + len(members)
-        # How far each split is below its target, within the stratum and overall: small strata
-        # still fill every split in turn, large ones converge to the shares inside themselves.
+        # How far each split is below its target, relative to the target, within the stratum and
+        # overall: small strata still fill every split in turn, large ones reach the shares inside.
         h = int(salted_hash(config.salt, key_of(members))[:8], 16)
-        scores = [(config.shares[i] * n_s - c[s] + config.shares[i] * n - overall[s], -((h + i) % len(SPLITS)), s)
+
+        def deficit(share, count, total):
+            return (share * total - count) / (share * total) if share > 0 else float("-inf")
+
+        scores = [(deficit(config.shares[i], c[s], n_s) + deficit(config.shares[i], overall[s], n), -((h + i) % len(SPLITS)), s)
                   for i, s in enumerate(SPLITS)]
         side = max(scores)[2]
         for m in members:
