@@ -22,6 +22,9 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	.venv/bin/vidgraph run $(VIDGRAPH_LANDING)
 	.venv/bin/vidgraph query "select video_id, count(*) as clips, count(*) filter (passed) as long_takes, round(sum(duration_s), 1) as seconds from long_takes group by 1 order by 1"
 	.venv/bin/vidgraph query "select clip_id, vlm_model_id, left(caption, 60) as caption from frame_captions order by 1"
+	.venv/bin/vidgraph release v1
+	.venv/bin/vidgraph query "select release, split, count(*) as clips from benchmark_split group by 1, 2 order by 1, 2"
+	ls $(VIDGRAPH_ROOT)/releases/v1 $(VIDGRAPH_ROOT)/releases/v1/plots
 
 # Install with the test extras and run the whole suite.
 test: install-test

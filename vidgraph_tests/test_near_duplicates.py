@@ -73,9 +73,10 @@ def test_union_find_names_components_by_their_smallest_member():
 
 @pytest.fixture(scope="module")
 def embedder():
-    from vidgraph.models.embeddings import SentenceEmbedder
+    from vidgraph.defs.resources import SentenceEmbedderResource
 
-    return SentenceEmbedder()
+    # The same cached instance the release assets use: MiniLM loads once per test process.
+    return SentenceEmbedderResource().get_embedder()
 
 
 def test_groups_from_pictures_confirmed_by_captions_and_from_captions_alone(embedder):

@@ -136,7 +136,7 @@ def build_gold_set(store, release: str, config: SplitConfig, ordered_releases: S
 
 def build_release_exports(store, release: str, wds_shard_size: int) -> ExportResult:
     rows = read_split(store, release)
-    if not rows:
+    if not store.exists(store.table_path(ASSET, release)):
         raise FileNotFoundError(f"release {release!r} has no benchmark_split table; materialize it first")
     records = build_records(store, rows)
     frozen = {g["clip_id"]: g["frozen_record"] for g in read_gold(store, release) if g.get("frozen_record")}
