@@ -127,10 +127,16 @@ def test_leakage_is_checked_on_videos_and_duplicate_edges(run):
     bad = [dict(r, split="train" if r["clip_id"] == "vidDUPB-c0000" else r["split"]) for r in rows]
     kinds = {x["kind"] for x in leakage(bad, pairs)}
     assert kinds == {"duplicate_group"}
-    bad = [dict(r, split="validation" if r["clip_id"] == "vidA0001-c0001" and r["split"] != "validation" else r["split"]) for r in rows]
+    clip = "vidA0001-c0001"
+    other = next(s for s in SPLITS if s != prev_split(rows, clip))
+    bad = [dict(r, split=other if r["clip_id"] == clip else r["split"]) for r in rows]
     assert "video" in {x["kind"] for x in leakage(bad, pairs)}
     prev = {r["clip_id"]: r for r in rows}
-    assert moved_clips(bad, prev) == [{"clip_id": "vidA0001-c0001", "was": prev["vidA0001-c0001"]["split"], "now": "validation"}]
+    assert moved_clips(bad, prev) == [{"clip_id": clip, "was": prev[clip]["split"], "now": other}]
+
+
+def prev_split(rows, clip_id):
+    return next(r["split"] for r in rows if r["clip_id"] == clip_id)
 
 
 def test_verified_gold_clips_are_frozen_and_the_gold_set_only_grows(run):
