@@ -17,6 +17,17 @@ from vidgraph.storage.schemas import NARRATION_EVAL_SCHEMA, RETRIEVAL_EVAL_SCHEM
 
 RETRIEVAL = "retrieval_eval"
 NARRATION = "narration_eval"
+LOGIC_VERSION = "1"
+
+
+def _narration_code_version() -> str:
+    """Changes with the prompts, the judge model of the default profile and the scoring logic."""
+    import hashlib
+
+    from vidgraph.models.profiles import default_profile_name, load_profile
+
+    ref = load_profile(default_profile_name(), resolve=False).llm.ref
+    return hashlib.sha256(f"{LOGIC_VERSION}|{narration_prompt_hash()}|{ref}".encode()).hexdigest()[:12]
 
 
 def _write(st, asset_name: str, release: str, table: pa.Table) -> None:
@@ -54,7 +65,7 @@ def retrieval_eval(
 
 
 @asset(partitions_def=releases, retry_policy=STEP_RETRY, group_name="evaluation", deps=[release_exports, gold_set],
-       code_version="1", kinds={"pytorch", "parquet"})
+       code_version=_narration_code_version(), kinds={"pytorch", "parquet"})
 def narration_eval(
     context: AssetExecutionContext, store: DatasetStoreResource, llm: ChatModelResource, evaluation_settings: EvaluationSettings,
     caption_settings: CaptionSettings,
