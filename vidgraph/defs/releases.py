@@ -185,19 +185,23 @@ def exported_media_exist_and_decode(
     st = store.get_store()
     release = context.partition_key
     records = rel.release_records(st, release)
-    samples: dict[str, dict[str, bytes]] = {}
+    # Member names of every tar (streamed from disk); only the sampled mp4s are read.
+    samples: dict[str, dict[str, tuple[str, str]]] = {}
     for path in st.list_files(st.path(RELEASES_DIR, release, "wds")):
-        with tarfile.open(fileobj=io.BytesIO(st.read_bytes(path))) as tar:
+        with st.local_copy(path, suffix=".tar") as local, tarfile.open(local) as tar:
             for m in tar.getmembers():
                 key, ext = m.name.split(".", 1)
-                samples.setdefault(key, {})[ext] = tar.extractfile(m).read() if ext == "mp4" else b""
+                samples.setdefault(key, {})[ext] = (path, m.name)
     failures = [{"clip_id": r["clip_id"], "problem": "no sample in the tars"} for r in records if r["clip_id"] not in samples]
     failures += [{"clip_id": k, "problem": f"sample lacks {sorted({'mp4', 'json'} - set(v))}"}
                  for k, v in samples.items() if not {"mp4", "json"} <= set(v)]
     decoded = []
-    for key in sorted(samples)[: release_settings.decode_sample]:
+    for key in sorted(k for k, v in samples.items() if "mp4" in v)[: release_settings.decode_sample]:
+        path, member = samples[key]["mp4"]
         try:
-            with av.open(io.BytesIO(samples[key]["mp4"])) as c:
+            with st.local_copy(path, suffix=".tar") as local, tarfile.open(local) as tar:
+                data = tar.extractfile(member).read()
+            with av.open(io.BytesIO(data)) as c:
                 n = sum(1 for _ in c.decode(video=0))
             decoded.append({"clip_id": key, "frames": n})
             if n == 0:

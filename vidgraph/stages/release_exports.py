@@ -149,33 +149,45 @@ VIEWS = {"lvd2m": lvd2m_view, "mmtrail": mmtrail_view, "videomind": videomind_vi
 # -- media -------------------------------------------------------------------------------------
 
 
-def clip_mp4_bytes(store, shard: str, clip_ids: set[str]) -> dict[str, bytes | str]:
-    """clip_id -> the clip's MP4 bytes (its clip file, or its span cut from the source video),
-    or an error string when it cannot be read (the sample is then left out of the tar)."""
-    from vidgraph.media.clip_media import clip_media_for_shard, local_clip_media
-    from vidgraph.media.cutting import cut_clips
-    from vidgraph.media.shots import Shot
+class ClipMediaReader:
+    """A clip's MP4 bytes: its clip file, or its span cut from the source video. The shard's
+    raw_clips / source_videos rows are read once per shard; media are read one clip at a time."""
 
-    media = clip_media_for_shard(store, shard, clip_ids)
-    frames = {r["clip_id"]: r for r in store.read_table("raw_clips", shard).to_pylist() if r["clip_id"] in clip_ids}
-    out: dict[str, bytes | str] = {}
-    for cid in sorted(clip_ids):
-        m = media.get(cid)
-        if m is None:
-            out[cid] = "no raw_clips row"
-            continue
+    def __init__(self, store):
+        self.store = store
+        self._shard: str | None = None
+        self._media: dict = {}
+        self._frames: dict = {}
+
+    def _load(self, shard: str) -> None:
+        from vidgraph.media.clip_media import clip_media_for_shard
+
+        if shard != self._shard:
+            self._media = clip_media_for_shard(self.store, shard)
+            self._frames = {r["clip_id"]: r for r in self.store.read_table("raw_clips", shard)
+                            .select(["clip_id", "start_frame", "end_frame"]).to_pylist()}
+            self._shard = shard
+
+    def read(self, shard: str, clip_id: str) -> bytes | str:
+        """The bytes, or an error string when the clip cannot be read (its sample is then left out)."""
+        from vidgraph.media.clip_media import local_clip_media
+        from vidgraph.media.cutting import cut_clips
+        from vidgraph.media.shots import Shot
+
         try:
+            self._load(shard)
+            m = self._media.get(clip_id)
+            if m is None:
+                return "no raw_clips row"
             if m.is_clip_file:
-                out[cid] = store.read_bytes(m.path)
-                continue
-            r = frames[cid]
-            with local_clip_media(store, m) as src, tempfile.TemporaryDirectory() as tmp:
-                dst = Path(tmp) / f"{cid}.mp4"
+                return self.store.read_bytes(m.path)
+            r = self._frames[clip_id]
+            with local_clip_media(self.store, m) as src, tempfile.TemporaryDirectory() as tmp:
+                dst = Path(tmp) / f"{clip_id}.mp4"
                 cut_clips(src, [Shot(int(r["start_frame"]), int(r["end_frame"]), m.start_s, m.end_s)], [dst])
-                out[cid] = dst.read_bytes()
+                return dst.read_bytes()
         except Exception as e:  # noqa: BLE001 - one unreadable clip leaves only its sample out
-            out[cid] = f"{type(e).__name__}: {e}"
-    return out
+            return f"{type(e).__name__}: {e}"
 
 
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -363,26 +375,21 @@ def export_release(store, release: str, records: list[dict], wds_shard_size: int
             with open(staging / "views" / f"{name}.jsonl", "w") as f:
                 for r in records:
                     f.write(json.dumps(view(r), default=str) + "\n")
-        # WebDataset: tar shards per split; the media are read one shard of the dataset at a time.
+        # WebDataset: tar shards per split; one clip's media in memory at a time, read in shard order.
         (staging / "wds").mkdir()
-        media: dict[str, bytes | str] = {}
-        for shard in sorted({r["shard"] for r in records}):
-            media.update(clip_mp4_bytes(store, shard, {r["clip_id"] for r in records if r["shard"] == shard}))
+        reader = ClipMediaReader(store)
         for s in SPLITS:
-            part = [r for r in records if r["split"] == s]
-            n_tar = 0
-            for start in range(0, len(part), max(1, wds_shard_size)):
-                name = f"wds/{s}-{n_tar:05d}.tar"
-                with tarfile.open(staging / name, "w") as tar:
+            part = sorted((r for r in records if r["split"] == s), key=lambda r: (r["shard"], r["clip_id"]))
+            for n_tar, start in enumerate(range(0, len(part), max(1, wds_shard_size))):
+                with tarfile.open(staging / "wds" / f"{s}-{n_tar:05d}.tar", "w") as tar:
                     for r in part[start:start + wds_shard_size]:
-                        data = media.get(r["clip_id"])
+                        data = reader.read(r["shard"], r["clip_id"])
                         if not isinstance(data, bytes):
-                            result.media_errors.append({"clip_id": r["clip_id"], "error": data or "no media"})
+                            result.media_errors.append({"clip_id": r["clip_id"], "error": data})
                             continue
                         _tar_add(tar, f"{r['clip_id']}.mp4", data)
                         _tar_add(tar, f"{r['clip_id']}.json", json.dumps(r, default=str, sort_keys=True).encode())
                         result.samples[s] = result.samples.get(s, 0) + 1
-                n_tar += 1
         plots = write_plots(records, staging / "plots")
         (staging / "DATASET_CARD.md").write_text(dataset_card(release, records, split_files, plots, card_extra))
         rel = Path(RELEASES_DIR) / release
