@@ -1,10 +1,7 @@
-"""Three releases through `vidgraph release` on hand-built upstream tables: stable, leak-free splits,
-frozen verified gold clips, exports that load with `webdataset` and Hugging Face `datasets`."""
+"""Three releases, run as `vidgraph release` runs them, on hand-built upstream tables: stable,
+leak-free splits, frozen verified gold clips, exports that load with `webdataset` and HF `datasets`."""
 
-import contextlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -262,3 +259,10 @@ def test_stratified_assignment_balances_each_large_stratum():
             for i, s in enumerate(SPLITS):
                 assert abs(row[f"{s}_share"] - cfg.shares[i]) <= 0.03, row
     assert leakage(res.rows, []) == []
+
+
+def test_release_command_is_wired():
+    from vidgraph.cli import build_parser, cmd_release
+
+    args = build_parser().parse_args(["release", "2026-12-01", "--root", "/tmp/x"])
+    assert args.func is cmd_release and args.name == "2026-12-01" and args.root == "/tmp/x"
