@@ -52,7 +52,7 @@ def duration_bucket(duration_s: float, edges: Sequence[float]) -> str:
 
 
 def stratum_of(row: dict, config: SplitConfig) -> str:
-    return f"{duration_bucket(float(row.get('duration_s') or 0.0), config.duration_edges_s)}|{row.get('audio_class') or 'none'}"
+    return f"{duration_bucket(float(row.get('duration_s') or 0.0), config.duration_edges_s)}/{row.get('audio_class') or 'none'}"
 
 
 def salted_hash(salt: str, key: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vidgraph.stages.benchmark_split import SPLITS
+from vidgraph.stages.benchmark_split import SPLITS, split_report
 
 RELEASES_DIR = "releases"
 KEY_COLUMNS = ("clip_id", "video_id", "shard")
@@ -308,6 +308,12 @@ def dataset_card(release: str, records: Sequence[dict], split_files: dict[str, s
         "| split | clips | hours |",
         "|---|---:|---:|",
         *[f"| {s} | {by_split[s]} | {sum(float(r.get('duration_s') or 0) for r in records if r['split'] == s) / 3600:.3f} |" for s in SPLITS],
+        "",
+        "## Strata (duration bucket / audio class)",
+        "",
+        "| stratum | clips | train | validation | test |",
+        "|---|---:|---:|---:|---:|",
+        *[f"| {r['stratum']} | {r['clips']} | {r['train']} | {r['validation']} | {r['test']} |" for r in split_report(records)],
         "",
         "## Loading",
         "",
