@@ -27,6 +27,9 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	CLIP=$$(.venv/bin/vidgraph query "select clip_id from merged_captions order by clip_id limit 1" --json | $(PY) -c 'import json, sys; print(json.load(sys.stdin)[0]["clip_id"])') && \
 	.venv/bin/vidgraph query "select * from merged_captions where clip_id = '$$CLIP'" --json && \
 	.venv/bin/vidgraph lineage $$CLIP
+	.venv/bin/vidgraph release v1
+	.venv/bin/vidgraph query "select release, split, count(*) as clips from benchmark_split group by 1, 2 order by 1, 2"
+	ls $(VIDGRAPH_ROOT)/releases/v1 $(VIDGRAPH_ROOT)/releases/v1/plots
 
 # Install with the test extras and run the whole suite.
 test: install-test

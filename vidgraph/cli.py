@@ -133,6 +133,58 @@ def _totals(store) -> dict:
     return out
 
 
+def _run_summary(run) -> dict:
+    """Assets (rows) and checks (passed / WARN / FAILED) of one in-process run."""
+    assets, checks = {}, {}
+    for ev in run.all_events:
+        if ev.event_type_value == "ASSET_MATERIALIZATION":
+            mat = ev.event_specific_data.materialization
+            rc = mat.metadata.get("dagster/row_count")
+            assets[mat.asset_key.to_user_string()] = {"rows": rc.value if rc else None}
+        elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            e = ev.event_specific_data
+            failed = "WARN" if e.severity.value == "WARN" else "FAILED"
+            checks[f"{e.asset_key.to_user_string()}:{e.check_name}"] = "passed" if e.passed else failed
+    return {"success": run.success and all(v != "FAILED" for v in checks.values()), "assets": assets, "checks": checks}
+
+
+RELEASE_JOBS = ("release_inputs_job", "release_job")
+
+
+def materialize_release(name: str, instance, defs, log_level: str = "WARNING") -> dict:
+    """Add the `releases` partition ``name`` if new, refresh the verdicts and duplicate groups
+    (they span shards), then materialize the release's assets and checks. Stops at a failed run."""
+    from vidgraph.defs.partitions import releases
+
+    if name not in instance.get_dynamic_partitions(releases.name):
+        instance.add_dynamic_partitions(releases.name, [name])
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    summary = {"release": name, "success": True, "runs": {}}
+    for job_name in RELEASE_JOBS:
+        run = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=name if job_name == "release_job" else None, raise_on_error=False,
+            run_config=run_config,
+        )
+        summary["runs"][job_name] = _run_summary(run)
+        if not summary["runs"][job_name]["success"]:
+            summary["success"] = False
+            break
+    return summary
+
+
+def cmd_release(args) -> int:
+    """Add a `releases` partition and materialize the release: verdicts, duplicate groups, then the release assets."""
+    from vidgraph.definitions import build_defs
+    from vidgraph.defs.resources import build_resources
+
+    defs = build_defs(build_resources(root=_root(args), profile=args.profile))
+    summary = materialize_release(args.name, _instance(), defs, args.log_level)
+    root = _root(args)
+    summary["location"] = f"{root.rstrip('/')}/releases/{args.name}" if "://" in root else str(Path(root).resolve() / "releases" / args.name)
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["success"] else 1
+
+
 def cmd_analyze(args) -> int:
     """Shots of one video with every long-take metric and verdict, from the single analysis pass."""
     from dataclasses import replace
@@ -308,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-captions", action="store_true", help="skip the text model (timeline and transcript only)")
     s.add_argument("--compact", action="store_true", help="one line of JSON")
     s.set_defaults(func=cmd_audio)
+    s = with_root(sub.add_parser("release", help="add a release partition and materialize the release (split, gold set, exports, evaluations)"))
+    s.add_argument("name", help="release name, e.g. v1 or 2026-12-01")
+    s.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
+    s.add_argument("--profile", default=None, help="model profile for the narration judge (default $VIDGRAPH_PROFILE or tiny)")
+    s.set_defaults(func=cmd_release)
 
     s = with_root(sub.add_parser("query", help="SQL over the catalog (one view per asset)"))
     s.add_argument("sql")

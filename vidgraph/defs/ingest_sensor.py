@@ -2,6 +2,7 @@
 
 
 from dagster import (
+    AssetSelection,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -11,12 +12,16 @@ from dagster import (
     sensor,
 )
 
-from vidgraph.defs.partitions import shards
+from vidgraph.defs.partitions import RELEASE_GROUPS, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
 from vidgraph.ingest import ingest, ledger_shards, scan_landing
 
 # Every partitioned asset of the graph, with its checks; partitions inferred from the assets.
-process_shard_job = define_asset_job("process_shard", selection="*", description="Materialize every asset of one shard.")
+# The release groups span shards (not shard-partitioned), so they are left out.
+process_shard_job = define_asset_job(
+    "process_shard", selection=AssetSelection.all() - AssetSelection.groups(*RELEASE_GROUPS),
+    description="Materialize every asset of one shard.",
+)
 
 
 @sensor(job=process_shard_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields, replace
+from functools import lru_cache
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
@@ -198,7 +199,7 @@ def build_resources(
 
     name = profile or default_profile_name()
     models = load_profile(name, resolve=False)
-    return {
+    resources = {
         "vlm": models.vlm.resource(),
         "llm": models.llm.resource(),
         "verifier": models.verifier_spec().resource(),
@@ -214,4 +215,90 @@ def build_resources(
             landing_dir=landing or _env_or("VIDGRAPH_LANDING", DEFAULT_LANDING),
             shard_size=shard_size or int(os.environ.get("VIDGRAPH_SHARD_SIZE", "8")),
         ),
+    }
+    resources.update(build_release_resources(root))
+    return resources
+
+
+# -- releases (issue 11) -----------------------------------------------------------------------
+
+
+class SentenceEmbedderResource(ConfigurableResource):
+    """Sentence embeddings (the packaged all-MiniLM-L6-v2 unless a local folder is given)."""
+
+    model: str = "packaged:all-MiniLM-L6-v2"
+    batch_size: int = 64
+
+    def get_embedder(self):
+        return _sentence_embedder(self.model, self.batch_size)
+
+
+@lru_cache(maxsize=2)
+def _sentence_embedder(model: str, batch_size: int):
+    # One loaded model per process: the steps of a run (and the release's assets) share it.
+    from vidgraph.models.embeddings import SentenceEmbedder
+
+    return SentenceEmbedder(model, batch_size=batch_size)
+
+
+class NearDuplicateSettings(ConfigurableResource):
+    """Thresholds of the near-duplicate groups (perceptual hash bits, caption cosine) and the index."""
+
+    max_keyframes: int = 3
+    max_hash_distance: int = 6
+    visual_min_caption_sim: float = 0.5
+    caption_only_sim: float = 0.95
+    simhash_max_distance: int = 11
+    bands: int = 4
+
+    def config(self):
+        from vidgraph.stages.near_duplicates import NearDuplicateConfig
+
+        return NearDuplicateConfig(**self.model_dump())
+
+
+class ReleaseSettings(ConfigurableResource):
+    """How a release is split, how big its gold set is, how it is exported, where verdicts land."""
+
+    salt: str = "vidgraph-v1"
+    train_share: float = 0.8
+    validation_share: float = 0.1
+    test_share: float = 0.1
+    duration_edges_s: list[float] = [15.0, 30.0, 60.0]
+    share_tolerance: float = 0.1
+    min_clips_for_shares: int = 50  # the share check judges only releases at least this big
+    gold_size: int = 1000  # MMTrail: 1,000 test clips; VideoMind: 3,000
+    gold_batch_size: int = 50
+    wds_shard_size: int = 500  # samples per WebDataset tar
+    decode_sample: int = 3  # exported clips the media check decodes
+    verdicts_dir: str = "./gold-verdicts"  # reviewers drop the review page's JSON files here
+
+    def config(self):
+        from vidgraph.stages.benchmark_split import SplitConfig
+
+        return SplitConfig(
+            salt=self.salt, shares=(self.train_share, self.validation_share, self.test_share),
+            duration_edges_s=tuple(self.duration_edges_s), share_tolerance=self.share_tolerance,
+            gold_size=self.gold_size, gold_batch_size=self.gold_batch_size,
+        )
+
+
+class EvaluationSettings(ConfigurableResource):
+    """The release evaluations: which split retrieval uses, and the narration judge's budget."""
+
+    retrieval_split: str = "test"  # or "all"
+    max_judge_attempts: int = 3
+    max_new_tokens: int = 96
+    narration_limit: int = 0  # 0: every gold clip
+
+
+def build_release_resources(root: str | None = None) -> dict:
+    """The release assets' resources (merged into build_resources)."""
+    return {
+        "sentence_embedder": SentenceEmbedderResource(),
+        "near_duplicate_settings": NearDuplicateSettings(),
+        "release_settings": ReleaseSettings(
+            verdicts_dir=_env_or("VIDGRAPH_VERDICTS", os.path.join(root or default_root(), "gold-verdicts"))
+        ),
+        "evaluation_settings": EvaluationSettings(),
     }

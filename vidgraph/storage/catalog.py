@@ -12,6 +12,13 @@ import pyarrow.parquet as pq
 
 from vidgraph.storage.schemas import (
     AUDIO_CAPTIONS_SCHEMA,
+    BENCHMARK_SPLIT_SCHEMA,
+    GOLD_SET_SCHEMA,
+    GOLD_VERDICTS_SCHEMA,
+    NARRATION_EVAL_SCHEMA,
+    NEAR_DUPLICATE_PAIRS_SCHEMA,
+    NEAR_DUPLICATES_SCHEMA,
+    RETRIEVAL_EVAL_SCHEMA,
     CLIP_KEYFRAMES_SCHEMA,
     FRAME_CAPTIONS_SCHEMA,
     LEDGER_SCHEMA,
@@ -34,6 +41,14 @@ KNOWN_SCHEMAS = {
     "frame_captions": FRAME_CAPTIONS_SCHEMA,
     "merged_captions": MERGED_CAPTIONS_SCHEMA,
     "audio_captions": AUDIO_CAPTIONS_SCHEMA,
+    # releases: near_duplicates spans shards (partition "all"); the others have one table per release.
+    "near_duplicates": NEAR_DUPLICATES_SCHEMA,
+    "near_duplicate_pairs": NEAR_DUPLICATE_PAIRS_SCHEMA,
+    "benchmark_split": BENCHMARK_SPLIT_SCHEMA,
+    "gold_set": GOLD_SET_SCHEMA,
+    "gold_verdicts": GOLD_VERDICTS_SCHEMA,
+    "retrieval_eval": RETRIEVAL_EVAL_SCHEMA,
+    "narration_eval": NARRATION_EVAL_SCHEMA,
 }
 
 # Assets whose every table, whatever its file name, belongs to one view.

@@ -273,3 +273,53 @@ MERGED_CAPTIONS_SCHEMA = pa.schema(
         ("error", pa.string()),  # "" when none
     ]
 )
+# -- releases (issue 11) -----------------------------------------------------------------------
+
+NEAR_DUPLICATES_SCHEMA = pa.schema([
+    ("clip_id", pa.string()), ("video_id", pa.string()), ("shard", pa.string()),
+    ("group_id", pa.string()), ("group_size", pa.int32()),
+    ("phashes", pa.list_(pa.string())),  # hex, one per hashed keyframe
+    ("embedder_model_id", pa.string()), ("embedder_revision", pa.string()), ("params", pa.string()),  # JSON thresholds
+])
+
+NEAR_DUPLICATE_PAIRS_SCHEMA = pa.schema([
+    ("clip_a", pa.string()), ("clip_b", pa.string()), ("video_a", pa.string()), ("video_b", pa.string()),
+    ("hash_distance", pa.int32()), ("caption_sim", pa.float64()), ("reason", pa.string()),
+])
+
+BENCHMARK_SPLIT_SCHEMA = pa.schema([
+    ("release", pa.string()), ("clip_id", pa.string()), ("video_id", pa.string()), ("shard", pa.string()),
+    ("split", pa.string()), ("component", pa.string()), ("group_id", pa.string()),
+    ("duration_s", pa.float64()), ("duration_bucket", pa.string()), ("audio_class", pa.string()),
+    ("stratum", pa.string()), ("assignment", pa.string()),  # kept | joined | hashed | bridge
+    ("first_release", pa.string()), ("frozen", pa.bool_()), ("params", pa.string()),  # frozen: a verified gold clip
+])
+
+GOLD_SET_SCHEMA = pa.schema([
+    ("release", pa.string()), ("clip_id", pa.string()), ("video_id", pa.string()), ("shard", pa.string()),
+    ("stratum", pa.string()), ("batch", pa.string()), ("added_in_release", pa.string()),
+    ("verified", pa.bool_()), ("verdict", pa.string()), ("reference_caption", pa.string()),
+    ("frozen_record", pa.string()),  # JSON of the clip's exported record when it was verified
+])
+
+GOLD_VERDICTS_SCHEMA = pa.schema([
+    ("clip_id", pa.string()), ("release", pa.string()), ("batch", pa.string()), ("reviewer", pa.string()),
+    ("verdict", pa.string()), ("reference_caption", pa.string()), ("notes", pa.string()),
+    ("source_file", pa.string()), ("reviewed_at", pa.string()),
+])
+
+RETRIEVAL_EVAL_SCHEMA = pa.schema([
+    ("release", pa.string()), ("layer", pa.string()), ("queries", pa.int64()),
+    ("r1", pa.float64()), ("r5", pa.float64()), ("r10", pa.float64()),
+    ("mean_rank", pa.float64()), ("median_rank", pa.float64()),
+    ("split", pa.string()), ("embedder_model_id", pa.string()), ("embedder_revision", pa.string()),
+])
+
+NARRATION_EVAL_SCHEMA = pa.schema([
+    ("release", pa.string()), ("clip_id", pa.string()), ("reference_kind", pa.string()), ("reference", pa.string()),
+    ("narration", pa.string()), ("narration_error", pa.string()),
+    ("environment", pa.int32()), ("characters", pa.int32()), ("plot", pa.int32()),  # 0-5, -1 never parsed
+    ("l1_attempts", pa.int32()), ("l2_attempts", pa.int32()), ("l1_raw", pa.string()), ("l2_raw", pa.string()),
+    ("llm_model_id", pa.string()), ("llm_revision", pa.string()), ("judge_model_id", pa.string()),
+    ("judge_revision", pa.string()), ("prompt_hash", pa.string()), ("gen_params", pa.string()),
+])
