@@ -20,8 +20,10 @@ FRAME_CAPTION_TEMPLATES: Mapping[str, str] = {
     "system": "system_v1",
     "first": "diffsw_first_v1",
     "diff": "diffsw_diff_v1",
-    "summary": "diffsw_summary_v1",
+    "summary": "diffsw_summary_v2",  # v2: a word band, timestamps allowed, order of events kept
     "dense": "dense_segment_v1",
+    "refine": "lvd_refine_v1",
+    "rewrite": "lvd_rewrite_v1",
 }
 
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from vidgraph.storage.schemas import (
     CLIP_KEYFRAMES_SCHEMA,
+    CLIP_OCR_SCHEMA,
     FRAME_CAPTIONS_SCHEMA,
     LEDGER_SCHEMA,
     LONG_TAKES_SCHEMA,
@@ -30,6 +31,7 @@ KNOWN_SCHEMAS = {
     "long_takes": LONG_TAKES_SCHEMA,
     "clip_keyframes": CLIP_KEYFRAMES_SCHEMA,
     "frame_captions": FRAME_CAPTIONS_SCHEMA,
+    "clip_ocr": CLIP_OCR_SCHEMA,
 }
 
 # Assets whose every table, whatever its file name, belongs to one view.
