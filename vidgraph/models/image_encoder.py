@@ -8,7 +8,7 @@ kept keyframe's (cosine similarity below 0.93). Two encoders sit behind one inte
   objects of about 1/64 of the frame and more, not meaning, and costs well under a millisecond a
   frame. A 64-bit perceptual hash (``imagehash.phash``) was tried first and dropped: it is grey-only
   and missed a new object of a ninth of the frame whose lightness matched the background. The
-  threshold was calibrated on labelled synthetic pairs (``bench/captions.py --calibrate``; numbers
+  threshold was calibrated on labelled synthetic pairs (``bench/captions.py --keyframe-rule``; numbers
   in bench/README.md).
 * :class:`CLIPImageEncoder` (``gpu`` profile): any transformers checkpoint with
   ``get_image_features`` (CLIP, SigLIP) or an ``image_embeds`` output; the distance is
@@ -27,9 +27,9 @@ import numpy as np
 
 from .backends import ModelNotAvailableError, missing_model_message
 
-# Calibrated on labelled synthetic keyframe pairs (bench/captions.py --calibrate, 2026-12-01): redundant
+# Calibrated on labelled synthetic keyframe pairs (bench/captions.py --keyframe-rule, 2026-12-01): redundant
 # pairs (the same view re-encoded as JPEG, with sensor noise, with flicker, a subject moved by 3 % of
-# the width, a pan of 2 %) scored at most 2/64; distinct pairs (a new object over a ninth of the frame,
+# the width, a pan of 2 %) scored at most 1/64; distinct pairs (a new object over a ninth of the frame,
 # pans of 12 % and more, a new scene) at least 8/64. The threshold sits between them.
 GRID_THRESHOLD = 5 / 64
 CLIP_THRESHOLD = 0.07  # ShareGPT4Video: keep when cosine similarity < 0.93
