@@ -266,20 +266,26 @@ def test_caption_clips_end_to_end_on_tiny_models(tiny_vlm, tiny_llm):
 
     rng = np.random.default_rng(3)
 
-    def img():
-        return Image.fromarray(rng.integers(0, 255, (36, 48, 3), dtype=np.uint8))
+    def img():  # random 6x6-pixel colour blocks: every keyframe a different layout
+        return Image.fromarray(np.kron(rng.integers(0, 255, (6, 8, 3)), np.ones((6, 6, 1))).astype(np.uint8))
 
     clips = [ClipKeyframes(f"c{i}", "v1", 5.0 * i, 5.0 * i + 2 + 3 * i,
                            [(t, img()) for t in np.arange(0.0, 2 + 3 * i, 2.0)]) for i in range(3)]
     params = GenerationParams(max_new_tokens=12, temperature=1.0, seed=0)
     limits = {"summary_min": 1, "summary": 16, "refine": 12, "concise": 8}  # a band the tiny model can meet
-    rows = caption_clips(clips, tiny_vlm, tiny_llm, params, dense_segment_s=2.0, word_limits=limits)
+    from vidgraph.models.image_encoder import ColourGridEncoder
+
+    # The keyframes all differ (the rule keeps them all); at most 3 keyframes a window.
+    kw = dict(dense_segment_s=2.0, word_limits=limits, max_keyframes=3, encoder=ColourGridEncoder())
+    rows = caption_clips(clips, tiny_vlm, tiny_llm, params, **kw)
     assert [r["clip_id"] for r in rows] == ["c0", "c1", "c2"]
+    assert [len(r["keyframe_windows"]) for r in rows] == [1, 1, 2]  # c2: 4 keyframes -> 0-4 s, 4-6 s
+    assert [w["keyframe_ts"] for w in rows[2]["keyframe_windows"]] == [[0.0, 2.0, 4.0], [4.0, 6.0]]
     for r, c in zip(rows, clips):
         assert r["error"] is None, r["error"]
         assert isinstance(r["caption"], str) and r["word_count"] == word_count(r["caption"])
-        assert len(r["diff_captions"]) == len(c.keyframes) and all(isinstance(d["text"], str)
-                                                                  for d in r["diff_captions"])
+        assert len(r["diff_captions"]) == len(c.keyframes) + len(r["keyframe_windows"]) - 1
+        assert all(isinstance(d["text"], str) for d in r["diff_captions"])
         assert r["keyframe_ts"] == [t for t, _ in c.keyframes]
         assert dense_timestamps_ok(r["dense_captions"], c.duration_s)
         assert all(isinstance(d["text"], str) for d in r["dense_captions"])
@@ -289,5 +295,5 @@ def test_caption_clips_end_to_end_on_tiny_models(tiny_vlm, tiny_llm):
         assert json.loads(r["gen_params"])["summary"]["max_new_tokens"] == tokens_for_words(16)
         assert isinstance(r["refined_caption"], str) and isinstance(r["concise_caption"], str)
     # Seeded: the same shard gives the same captions.
-    again = caption_clips(clips, tiny_vlm, tiny_llm, params, dense_segment_s=2.0, word_limits=limits)
+    again = caption_clips(clips, tiny_vlm, tiny_llm, params, **kw)
     assert [r["caption"] for r in again] == [r["caption"] for r in rows]

@@ -29,6 +29,7 @@ ASSET = "long_takes"
 KEYFRAMES_TABLE = "clip_keyframes"  # the catalog view of the same name
 KEYFRAMES_DIR = "keyframes"
 OCR_TABLE = "clip_ocr"  # the catalog view of the same name
+OCR_BATCH = 64
 ID_COLUMNS = ["clip_id", "video_id", "shard", "start_frame", "end_frame", "start_s", "end_s"]
 
 
@@ -151,7 +152,9 @@ def ocr_otherwise_passing(rows: list[dict], images: list[list[bytes]], kf_rows: 
         times[k["clip_id"]].append(k["t_clip_s"])
     todo = [i for i, r in enumerate(rows) if not set(r["reasons"]) - {"overlaid_text"} and images[i]]
     flat = [img for i in todo for img in images[i]]
-    results = ocr.read_jpegs(flat) if flat else []
+    # Batches of OCR_BATCH keyframes: recognition is batched across them, and decoded frames of a
+    # long shard never all sit in memory at once.
+    results = [fo for i in range(0, len(flat), OCR_BATCH) for fo in ocr.read_jpegs(flat[i : i + OCR_BATCH])]
     model = ocr.model
     out, pos = [], 0
     for i in todo:
