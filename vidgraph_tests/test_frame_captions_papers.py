@@ -338,3 +338,28 @@ def test_ocr_text_is_cleaned_deduplicated_and_in_time_order():
     assert cols["ocr_text"] == "A\nB" and [o["t_s"] for o in cols["ocr"]] == [0.0, 2.0]
     assert cols["ocr_area_frac"] == pytest.approx(0.05) and cols["ocr_model"] == "m"
     assert ocr_columns([]) == {"ocr_text": "", "ocr": [], "ocr_model": "", "ocr_area_frac": None}
+
+
+# ---------------------------------------------------------------- the checks' row tests
+
+
+def test_check_rows_name_broken_keyframes_and_missing_levels():
+    from vidgraph.captions.keyframes import row_keyframe_problems
+    from vidgraph.captions.quality import missing_caption_levels
+
+    rule = json.dumps({"every_s": 2.0, "gap_tolerance_s": 0.25, "last_frame": True})
+    good = {"keyframe_ts": [0.0, 4.0, 9.9], "candidate_keyframe_ts": [0.0, 2.0, 4.0, 6.0, 9.9], "duration_s": 10.0,
+            "keyframe_rule": rule, "error": None}
+    assert row_keyframe_problems(good) == []
+    assert row_keyframe_problems({**good, "keyframe_ts": [0.0, 4.0, 6.0]})  # last frame missing
+    assert row_keyframe_problems({**good, "keyframe_ts": [4.0, 0.0, 9.9]})  # out of order
+    # An unreadable last frame, recorded on the row, is not blamed on the rule.
+    no_last = {**good, "keyframe_ts": [0.0, 6.0], "candidate_keyframe_ts": [0.0, 2.0, 4.0, 6.0],
+               "keyframe_rule": json.dumps({"last_frame": False}), "error": "last frame unreadable (x)"}
+    assert row_keyframe_problems(no_last) == []
+    levels = {"dense_captions": [{"text": "a"}], "refined_caption": "r", "concise_caption": "c",
+              "dense_prompt_hash": "h1", "refine_prompt_hash": "h2", "rewrite_prompt_hash": "h3", "error": None}
+    assert missing_caption_levels(levels) == []
+    assert missing_caption_levels({**levels, "concise_caption": None}) == ["concise_caption"]
+    assert missing_caption_levels({**levels, "dense_captions": [{"text": None}]}) == ["segment captions"]
+    assert missing_caption_levels({**levels, "refined_caption": None, "error": "refine: HTTP 503"}) == []

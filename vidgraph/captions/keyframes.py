@@ -105,3 +105,19 @@ def keyframe_rule_problems(keyframe_ts: Sequence[float], candidate_ts: Sequence[
     if ts[-1] < float(duration_s) - last_frame_within_s:
         out.append(f"last keyframe at {ts[-1]:.2f} s, the clip ends at {float(duration_s):.2f} s")
     return out
+
+
+def row_keyframe_problems(row: dict) -> list[str]:
+    """:func:`keyframe_rule_problems` for a frame_captions row, with the rule it recorded. A row whose
+    last frame could not be read (its error says so) is not blamed for a missing last frame."""
+    import json
+
+    if not row.get("keyframe_ts") and row.get("error"):
+        return []  # accounted for by its error
+    rule = json.loads(row.get("keyframe_rule") or "{}")
+    problems = keyframe_rule_problems(row.get("keyframe_ts") or [], row.get("candidate_keyframe_ts") or [],
+                                      row["duration_s"], float(rule.get("every_s", 2.0)),
+                                      float(rule.get("gap_tolerance_s", GAP_TOLERANCE_S)))
+    if not rule.get("last_frame", True) and row.get("error"):
+        problems = [p for p in problems if not p.startswith("last keyframe at")]
+    return problems

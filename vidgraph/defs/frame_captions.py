@@ -14,8 +14,8 @@ from dagster import (
 )
 
 from vidgraph.captions.frame_captions import frame_captions_code_version, word_limits_from_profile
-from vidgraph.captions.keyframes import keyframe_rule_problems
-from vidgraph.captions.quality import dense_timestamps_ok, repetition_ratio, word_count
+from vidgraph.captions.keyframes import row_keyframe_problems
+from vidgraph.captions.quality import dense_timestamps_ok, missing_caption_levels, repetition_ratio, word_count
 from vidgraph.defs.long_takes import long_takes
 from vidgraph.defs.executors import GPU_OP_TAGS
 from vidgraph.defs.metadata import failing_rows_result, md_table
@@ -162,18 +162,8 @@ def keyframes_follow_the_rule(context: AssetCheckExecutionContext, store: Datase
     """Keyframes are in order, at least 2 s apart, drawn from the candidates, and the clip's last frame is present."""
     st = store.get_store()
     rows = st.read_table(ASSET, context.partition_key).to_pylist()
-    failures = []
-    for r in rows:
-        if not r["keyframe_ts"] and r["error"]:
-            continue  # accounted for by its error
-        rule = json.loads(r.get("keyframe_rule") or "{}")
-        problems = keyframe_rule_problems(r["keyframe_ts"], r["candidate_keyframe_ts"] or [], r["duration_s"],
-                                          float(rule.get("every_s", 2.0)), float(rule.get("gap_tolerance_s", 0.25)))
-        if not rule.get("last_frame", True) and r["error"]:
-            # The last frame could not be read, and the row's error says so.
-            problems = [p for p in problems if not p.startswith("last keyframe at")]
-        if problems:
-            failures.append({"clip_id": r["clip_id"], "problem": "; ".join(problems), "keyframe_ts": str(r["keyframe_ts"])})
+    failures = [{"clip_id": r["clip_id"], "problem": "; ".join(p), "keyframe_ts": str(r["keyframe_ts"])}
+                for r in rows if (p := row_keyframe_problems(r))]
     kept = sum(len(r["keyframe_ts"] or []) for r in rows)
     cands = sum(len(r["candidate_keyframe_ts"] or []) for r in rows)
     return failing_rows_result(failures, clips=len(rows), keyframes_kept=kept, keyframe_candidates=cands)
@@ -184,16 +174,5 @@ def three_caption_levels_present(context: AssetCheckExecutionContext, store: Dat
     """LVD-2M: every row has segment captions, a refined and a concise caption with their prompt hashes, or an error recorded."""
     st = store.get_store()
     rows = st.read_table(ASSET, context.partition_key).to_pylist()
-    failures = []
-    for r in rows:
-        if r["error"]:
-            continue
-        missing = []
-        if not r["dense_captions"] or any(not d["text"] for d in r["dense_captions"]):
-            missing.append("segment captions")
-        for col in ("refined_caption", "concise_caption", "dense_prompt_hash", "refine_prompt_hash", "rewrite_prompt_hash"):
-            if not (r.get(col) or "").strip():
-                missing.append(col)
-        if missing:
-            failures.append({"clip_id": r["clip_id"], "problem": "missing " + ", ".join(missing)})
+    failures = [{"clip_id": r["clip_id"], "problem": "missing " + ", ".join(m)} for r in rows if (m := missing_caption_levels(r))]
     return failing_rows_result(failures, clips=len(rows))
