@@ -171,8 +171,9 @@ def test_over_max_keyframes_windows_overlap_by_one_and_skip_nothing():
     pairs = [tuple(_decode(i)[1] for i in _images(req)) for call in vlm.calls[:4] for req in call
              if len(_images(req)) == 2]
     assert sorted(pairs) == [(k, k + 1) for k in range(8)]
-    # A window's opening keyframe is described in full again (one image).
+    # A window's opening keyframe is described in full again (one image), as a restart, not as the clip's first.
     assert [len(_images(req)) for req in vlm.calls[0]] == [1, 1, 1]
+    assert "first keyframe" in _text(vlm.calls[0][0]) and "restarts here" in _text(vlm.calls[0][1])
     assert [d["t_s"] for d in r["diff_captions"]] == [0, 2, 4, 6, 6, 8, 10, 12, 12, 14, 16]
 
 

@@ -71,6 +71,7 @@ class ClipKeyframes:
     start_s: float
     end_s: float
     keyframes: list[tuple[float, Any]] = field(default_factory=list)  # (t_clip_s, PIL.Image)
+    window_start: bool = False  # a later caption window of a clip: its first keyframe is not the clip's
 
     @property
     def duration_s(self) -> float:
@@ -123,7 +124,8 @@ def build_diffsw_requests(clips: Sequence[ClipKeyframes], step: int, prev_captio
             continue
         t, img = kfs[step]
         if step == 0:
-            text = templates["first"].render(t_s=float(t), duration_s=clip.duration_s, max_words=limits["first"])
+            role = "window" if clip.window_start and "window" in templates else "first"
+            text = templates[role].render(t_s=float(t), duration_s=clip.duration_s, max_words=limits["first"])
             req = [_system(templates), ChatMessage("user", (ImagePart(img), TextPart(text)))]
             out.append(DiffSWStep(clip.clip_id, 0, float(t), None, (float(t),), None, req))
             continue
@@ -297,7 +299,7 @@ def caption_clips(clips: Sequence[ClipKeyframes], vlm: ChatModel, llm: ChatModel
         kept = [c.keyframes[i] for i in selections[c.clip_id].kept]
         for w, (a, b) in enumerate(keyframe_windows(len(kept), max_keyframes)):
             windows.append((c.clip_id, w, ClipKeyframes(f"{c.clip_id}#w{w}", c.video_id, c.start_s, c.end_s,
-                                                        kept[a:b])))
+                                                        kept[a:b], window_start=w > 0)))
             window_spans[c.clip_id].append({"start_s": float(kept[a][0]), "end_s": float(kept[b - 1][0]),
                                             "keyframe_ts": [float(t) for t, _ in kept[a:b]]})
     owner = {wc.clip_id: (cid, w) for cid, w, wc in windows}
