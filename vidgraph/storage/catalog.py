@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 
 from vidgraph.storage.schemas import (
     CLIP_KEYFRAMES_SCHEMA,
-    CLIP_OCR_SCHEMA,
     FRAME_CAPTIONS_SCHEMA,
     LEDGER_SCHEMA,
     LONG_TAKES_SCHEMA,
@@ -21,6 +20,7 @@ from vidgraph.storage.schemas import (
     SOURCE_VIDEOS_SCHEMA,
 )
 from vidgraph.storage.store import DatasetStore
+from vidgraph.storage.schemas import CLIP_OCR_SCHEMA  # noqa: E402  (kept apart: easier merges)
 
 # Views that exist (empty) even before anything was written, so queries never fail on them.
 KNOWN_SCHEMAS = {
@@ -31,8 +31,10 @@ KNOWN_SCHEMAS = {
     "long_takes": LONG_TAKES_SCHEMA,
     "clip_keyframes": CLIP_KEYFRAMES_SCHEMA,
     "frame_captions": FRAME_CAPTIONS_SCHEMA,
-    "clip_ocr": CLIP_OCR_SCHEMA,
 }
+
+# long_takes' OCR side table (frames)
+KNOWN_SCHEMAS["clip_ocr"] = CLIP_OCR_SCHEMA
 
 # Assets whose every table, whatever its file name, belongs to one view.
 UNION_VIEWS = ("quarantine", "ingest_ledger")
