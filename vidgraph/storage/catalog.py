@@ -20,7 +20,7 @@ from vidgraph.storage.schemas import (
     SOURCE_VIDEOS_SCHEMA,
 )
 from vidgraph.storage.store import DatasetStore
-from vidgraph.storage.schemas import CLIP_OCR_SCHEMA  # noqa: E402  (kept apart: easier merges)
+from vidgraph.storage.schemas import CLIP_OCR_SCHEMA  # long_takes' OCR side table
 
 # Views that exist (empty) even before anything was written, so queries never fail on them.
 KNOWN_SCHEMAS = {
