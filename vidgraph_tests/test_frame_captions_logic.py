@@ -10,7 +10,7 @@ from PIL import Image
 from vidgraph.captions import (ClipKeyframes, build_dense_requests, build_diffsw_requests, caption_clips,
                                caption_problems, dense_segments, dense_timestamps_ok,
                                frame_captions_code_version, load_template, prompt_hash, prompts_version,
-                               repetition_ratio, segment_keyframe_indices, word_count)
+                               repetition_ratio, segment_keyframe_indices, tokens_for_words, word_count)
 from vidgraph.models import ChatModel, GenerationParams, ImagePart, TextPart
 
 P = GenerationParams(max_new_tokens=16)
@@ -114,9 +114,9 @@ def test_caption_clips_batches_step_by_step_and_chains_captions():
     assert "desc-c0-k1 n2" in _text(diff_calls[2][0])
     # Dense: all segments of all clips in one call (2 per 10 s clip at 5 s segments).
     assert len(vlm.calls) == 4 and len(vlm.calls[3]) == 6
-    # Summary: one text-only call for all clips.
-    assert len(llm.calls) == 1 and len(llm.calls[0]) == 3
-    assert all(not _images(r) for r in llm.calls[0])
+    # Text model: one call for all summaries, one for all refined captions, one for all rewrites.
+    assert [len(c) for c in llm.calls] == [3, 3, 3]
+    assert all(not _images(r) for call in llm.calls for r in call)
     assert "desc-c0-k2 n2" in _text(llm.calls[0][0])
 
     assert [r["clip_id"] for r in rows] == ["clip0", "clip1", "clip2"]
@@ -131,6 +131,7 @@ def test_caption_clips_batches_step_by_step_and_chains_captions():
     assert r0["dense_captions"][1]["keyframe_ts"] == [4.0]  # none inside: the nearest
     assert (r0["vlm_model_id"], r0["vlm_revision"], r0["llm_model_id"]) == ("vlm", "rev1", "llm")
     assert r0["prompt_hash"] == prompt_hash() and len(r0["prompt_hash"]) == 64
+    assert len({r0["prompt_hash"], r0["dense_prompt_hash"], r0["refine_prompt_hash"], r0["rewrite_prompt_hash"]}) == 4
     gp = json.loads(r0["gen_params"])
     assert gp["diffsw"]["max_new_tokens"] == 16 and gp["dense_segment_s"] == 5.0
     assert rows[1]["diff_captions"] == [{"t_s": 0.0, "text": "desc-c1-k0 n1"}]
@@ -143,7 +144,7 @@ def test_an_error_on_one_clip_leaves_the_others_intact():
     llm = FakeModel("llm", fail=lambda req: "desc-c2-k1" in _text(req))
     rows = {r["clip_id"]: r for r in caption_clips(clips, vlm, llm, P)}
     assert rows["clip0"]["error"] is None and rows["clip0"]["caption"]
-    assert rows["clip1"]["caption"] is None and "diffsw step 1" in rows["clip1"]["error"]
+    assert rows["clip1"]["caption"] is None and "diffsw window 0 step 1" in rows["clip1"]["error"]
     assert "injected failure" in rows["clip1"]["error"]
     assert len(rows["clip1"]["diff_captions"]) == 1  # step 0 kept, no step 2 attempted
     assert not any((1, 2) in [_decode(i) for i in _images(r)] for call in vlm.calls for r in call)
@@ -157,9 +158,23 @@ def test_clip_without_keyframes_records_error():
     assert rows[1]["error"] is None
 
 
-def test_max_keyframes_subsamples_evenly_keeping_ends():
-    rows = caption_clips([_clip(0, 9, duration=18)], FakeModel(), FakeModel(), P, max_keyframes=3)
-    assert rows[0]["keyframe_ts"] == [0.0, 8.0, 16.0]
+def test_over_max_keyframes_windows_overlap_by_one_and_skip_nothing():
+    vlm = FakeModel()
+    rows = caption_clips([_clip(0, 9, duration=18)], vlm, FakeModel(), P, max_keyframes=4)
+    r = rows[0]
+    assert r["error"] is None and r["keyframe_ts"] == [2.0 * k for k in range(9)]
+    assert [w["keyframe_ts"] for w in r["keyframe_windows"]] == [[0.0, 2.0, 4.0, 6.0], [6.0, 8.0, 10.0, 12.0],
+                                                               [12.0, 14.0, 16.0]]
+    # Windows are independent chains: step k runs for every window at once (3 windows, depth 4).
+    assert [len(c) for c in vlm.calls[:4]] == [3, 3, 3, 2]
+    # Every differential step shows two adjacent kept keyframes; every adjacent pair is one step.
+    pairs = [tuple(_decode(i)[1] for i in _images(req)) for call in vlm.calls[:4] for req in call
+             if len(_images(req)) == 2]
+    assert sorted(pairs) == [(k, k + 1) for k in range(8)]
+    # A window's opening keyframe is described in full again (one image), as a restart, not as the clip's first.
+    assert [len(_images(req)) for req in vlm.calls[0]] == [1, 1, 1]
+    assert "first keyframe" in _text(vlm.calls[0][0]) and "restarts here" in _text(vlm.calls[0][1])
+    assert [d["t_s"] for d in r["diff_captions"]] == [0, 2, 4, 6, 6, 8, 10, 12, 12, 14, 16]
 
 
 # ---------------------------------------------------------------- dense segments
@@ -252,25 +267,34 @@ def test_caption_clips_end_to_end_on_tiny_models(tiny_vlm, tiny_llm):
 
     rng = np.random.default_rng(3)
 
-    def img():
-        return Image.fromarray(rng.integers(0, 255, (36, 48, 3), dtype=np.uint8))
+    def img():  # random 6x6-pixel colour blocks: every keyframe a different layout
+        return Image.fromarray(np.kron(rng.integers(0, 255, (6, 8, 3)), np.ones((6, 6, 1))).astype(np.uint8))
 
     clips = [ClipKeyframes(f"c{i}", "v1", 5.0 * i, 5.0 * i + 2 + 3 * i,
                            [(t, img()) for t in np.arange(0.0, 2 + 3 * i, 2.0)]) for i in range(3)]
     params = GenerationParams(max_new_tokens=12, temperature=1.0, seed=0)
-    rows = caption_clips(clips, tiny_vlm, tiny_llm, params, dense_segment_s=2.0)
+    limits = {"summary_min": 1, "summary": 16, "refine": 12, "concise": 8}  # a band the tiny model can meet
+    from vidgraph.models.image_encoder import ColourGridEncoder
+
+    # The keyframes all differ (the rule keeps them all); at most 3 keyframes a window.
+    kw = dict(dense_segment_s=2.0, word_limits=limits, max_keyframes=3, encoder=ColourGridEncoder())
+    rows = caption_clips(clips, tiny_vlm, tiny_llm, params, **kw)
     assert [r["clip_id"] for r in rows] == ["c0", "c1", "c2"]
+    assert [len(r["keyframe_windows"]) for r in rows] == [1, 1, 2]  # c2: 4 keyframes -> 0-4 s, 4-6 s
+    assert [w["keyframe_ts"] for w in rows[2]["keyframe_windows"]] == [[0.0, 2.0, 4.0], [4.0, 6.0]]
     for r, c in zip(rows, clips):
         assert r["error"] is None, r["error"]
         assert isinstance(r["caption"], str) and r["word_count"] == word_count(r["caption"])
-        assert len(r["diff_captions"]) == len(c.keyframes) and all(isinstance(d["text"], str)
-                                                                  for d in r["diff_captions"])
+        assert len(r["diff_captions"]) == len(c.keyframes) + len(r["keyframe_windows"]) - 1
+        assert all(isinstance(d["text"], str) for d in r["diff_captions"])
         assert r["keyframe_ts"] == [t for t, _ in c.keyframes]
         assert dense_timestamps_ok(r["dense_captions"], c.duration_s)
         assert all(isinstance(d["text"], str) for d in r["dense_captions"])
         assert r["vlm_model_id"] == "tiny:vlm" and r["llm_model_id"] == "tiny:llm"
         assert r["vlm_revision"].startswith("local-") and r["llm_revision"].startswith("local-")
         assert json.loads(r["gen_params"])["diffsw"] == params.as_dict()
+        assert json.loads(r["gen_params"])["summary"]["max_new_tokens"] == tokens_for_words(16)
+        assert isinstance(r["refined_caption"], str) and isinstance(r["concise_caption"], str)
     # Seeded: the same shard gives the same captions.
-    again = caption_clips(clips, tiny_vlm, tiny_llm, params, dense_segment_s=2.0)
+    again = caption_clips(clips, tiny_vlm, tiny_llm, params, **kw)
     assert [r["caption"] for r in again] == [r["caption"] for r in rows]

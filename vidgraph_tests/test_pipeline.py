@@ -65,12 +65,18 @@ def test_every_asset_materializes_and_every_check_passes(pipeline):
         "long_takes:pass_rate_in_band",
         "frame_captions:every_long_take_captioned",
         "frame_captions:dense_timestamps_in_clip",
+        "frame_captions:keyframes_follow_the_rule",
+        "frame_captions:three_caption_levels_present",
+        "frame_captions:caption_length_in_band",
     }
     assert expected <= set(checks)
     failed = {k: v for k, v in checks.items() if not v[0] and k.split(":")[0] in ("long_takes",)}
     assert failed == {}
     assert checks["frame_captions:every_long_take_captioned"][0]
     assert checks["frame_captions:dense_timestamps_in_clip"][0]
+    assert checks["frame_captions:keyframes_follow_the_rule"][0]
+    assert checks["frame_captions:three_caption_levels_present"][0]
+    assert checks["frame_captions:caption_length_in_band"][0]  # the tiny profile's band
 
 
 def test_long_takes_verdicts_on_the_samples(pipeline):
@@ -117,9 +123,21 @@ def test_frame_captions_cover_every_passing_take_with_provenance(pipeline):
         assert c["error"] is None and c["caption"]
         assert c["vlm_model_id"] == "tiny:vlm" and c["llm_model_id"] == "tiny:llm"
         assert len(c["prompt_hash"]) >= 12 and json.loads(c["gen_params"])["diffsw"]["max_new_tokens"] == 24
-        assert len(c["diff_captions"]) == len(c["keyframe_ts"]) >= 5
-        assert [d["t_s"] for d in c["diff_captions"]] == c["keyframe_ts"]
+        # The keyframe rule: 2-s samples kept when they differ, the clip's last frame always kept;
+        # windows of at most max_keyframes (8 in tiny) overlap by one keyframe.
+        kept, cands = c["keyframe_ts"], c["candidate_keyframe_ts"]
+        assert set(kept) <= set(cands) and kept[0] == cands[0] < 2.1 and kept[-1] == cands[-1]
+        assert p["duration_s"] - 0.1 < kept[-1] < p["duration_s"]
+        assert c["keyframe_distances"][0] is None and len(c["keyframe_distances"]) == len(cands)
+        windows = c["keyframe_windows"]
+        assert windows[0]["keyframe_ts"][0] == kept[0] and all(len(w["keyframe_ts"]) <= 8 for w in windows)
+        assert len(c["diff_captions"]) == len(kept) + len(windows) - 1
+        assert sorted({d["t_s"] for d in c["diff_captions"]}) == kept
         assert c["dense_captions"] and c["dense_captions"][-1]["end_s"] <= p["duration_s"] + 1e-6
+        # LVD-2M's three levels with their prompt hashes.
+        assert c["refined_caption"] and c["concise_caption"]
+        assert len({c["dense_prompt_hash"], c["refine_prompt_hash"], c["rewrite_prompt_hash"]}) == 3
+        assert json.loads(c["keyframe_rule"])["encoder"]["encoder"] == "colour-grid"
 
 
 def test_audio_captions_hear_the_spoken_sentence(pipeline):

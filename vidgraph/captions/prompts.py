@@ -19,9 +19,12 @@ from typing import Iterable, Mapping
 FRAME_CAPTION_TEMPLATES: Mapping[str, str] = {
     "system": "system_v1",
     "first": "diffsw_first_v1",
+    "window": "diffsw_window_v1",  # the opening keyframe of a later window
     "diff": "diffsw_diff_v1",
-    "summary": "diffsw_summary_v1",
+    "summary": "diffsw_summary_v2",  # v2: a word band, timestamps allowed, order of events kept
     "dense": "dense_segment_v1",
+    "refine": "lvd_refine_v1",
+    "rewrite": "lvd_rewrite_v1",
 }
 
 

@@ -71,3 +71,18 @@ def caption_problems(row: Mapping[str, Any], *, min_words: int = 1, max_words: i
     if dense is not None and duration is not None and not dense_timestamps_ok(dense, float(duration)):
         problems.append("dense caption timestamps out of order or outside the clip")
     return problems
+
+
+LEVEL_COLUMNS = ("refined_caption", "concise_caption", "dense_prompt_hash", "refine_prompt_hash", "rewrite_prompt_hash")
+
+
+def missing_caption_levels(row: Mapping[str, Any]) -> list[str]:
+    """LVD-2M's three levels a frame-caption row lacks (empty: all there, or an error recorded)."""
+    if row.get("error"):
+        return []
+    missing = []
+    dense = row.get("dense_captions") or []
+    if not dense or any(not (d.get("text") or "").strip() for d in dense):
+        missing.append("segment captions")
+    missing += [c for c in LEVEL_COLUMNS if not (row.get(c) or "").strip()]
+    return missing

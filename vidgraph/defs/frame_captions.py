@@ -1,5 +1,6 @@
-"""frame_captions: differential sliding-window and dense captions of the passing long takes."""
+"""frame_captions: differential sliding-window and three-level dense captions of the passing long takes."""
 
+import json
 from collections.abc import Callable
 
 from dagster import (
@@ -12,8 +13,9 @@ from dagster import (
     asset_check,
 )
 
-from vidgraph.captions.frame_captions import frame_captions_code_version
-from vidgraph.captions.quality import dense_timestamps_ok, repetition_ratio, word_count
+from vidgraph.captions.frame_captions import frame_captions_code_version, word_limits_from_profile
+from vidgraph.captions.keyframes import row_keyframe_problems
+from vidgraph.captions.quality import dense_timestamps_ok, missing_caption_levels, repetition_ratio, word_count
 from vidgraph.defs.long_takes import long_takes
 from vidgraph.defs.executors import GPU_OP_TAGS
 from vidgraph.defs.metadata import failing_rows_result, md_table
@@ -26,7 +28,13 @@ from vidgraph.stages.frame_captions import ASSET, build_frame_captions
 
 def _code_version() -> str:
     profile = load_profile(default_profile_name(), resolve=False)
-    return frame_captions_code_version(profile.vlm.ref, profile.llm.ref)
+    return frame_captions_code_version(profile.vlm.ref, profile.llm.ref, keyframe_encoder_ref(profile.captions))
+
+
+def keyframe_encoder_ref(captions: dict) -> str:
+    """Identity of the keyframe encoder and threshold a profile names (no model is loaded)."""
+    spec = dict(captions.get("keyframe_encoder") or {})
+    return json.dumps({"encoder": spec or "grid", "threshold": captions.get("keyframe_threshold")}, sort_keys=True)
 
 
 @asset(
@@ -46,22 +54,36 @@ def frame_captions(
     llm: ChatModelResource,
     caption_settings: CaptionSettings,
 ) -> MaterializeResult:
-    """ShareGPT4Video differential sliding-window captions and LVD-2M dense captions per long take."""
+    """ShareGPT4Video differential sliding-window captions, LVD-2M three-level captions and OCR text per long take."""
+    from vidgraph.models.image_encoder import build_image_encoder
+
     profile = caption_settings.load()
     st = store.get_store()
     shard = context.partition_key
-    result = build_frame_captions(st, shard, vlm.get_model(), llm.get_model(), profile.generation, profile.captions)
+    encoder = build_image_encoder(profile.captions.get("keyframe_encoder"))
+    try:
+        result = build_frame_captions(st, shard, vlm.get_model(), llm.get_model(), profile.generation, profile.captions,
+                                      encoder=encoder)
+    finally:
+        encoder.close()
     rows = result.table.to_pylist()
     errors = [r for r in rows if r["error"]]
     for r in errors:
         context.log.warning(f"caption error on {r['clip_id']}: {r['error']}")
-    preview = [{"clip_id": r["clip_id"], "words": r["word_count"], "caption": (r["caption"] or "")[:120], "error": r["error"]} for r in rows]
+    preview = [{"clip_id": r["clip_id"], "words": r["word_count"], "keyframes": f"{len(r['keyframe_ts'])}/{len(r['candidate_keyframe_ts'])}",
+                "caption": (r["caption"] or "")[:120], "concise": (r["concise_caption"] or "")[:80], "error": r["error"]} for r in rows]
+    kept = sum(len(r["keyframe_ts"]) for r in rows)
+    candidates = sum(len(r["candidate_keyframe_ts"]) for r in rows)
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(rows),
             "errors": len(errors),
             "mean_words": round(sum(r["word_count"] for r in rows) / max(1, len(rows)), 1),
             "profile": profile.name,
+            "keyframes_kept": kept,
+            "keyframe_candidates": candidates,
+            "keyframe_encoder": MetadataValue.json(encoder.describe()),
+            "clips_with_ocr_text": sum(1 for r in rows if r["ocr_text"]),
             "vlm": MetadataValue.json(vlm.describe()),
             "llm": MetadataValue.json(llm.describe()),
             "preview": md_table(preview),
@@ -101,9 +123,9 @@ def _row_check(st, shard: str, problem: Callable[[dict], str | None]) -> AssetCh
 def caption_length_in_band(
     context: AssetCheckExecutionContext, store: DatasetStoreResource, caption_settings: CaptionSettings
 ) -> AssetCheckResult:
-    """Captions are non-empty and their word count lies in the profile's band (min_words..max_words)."""
-    c = caption_settings.load().captions
-    lo, hi = int(c.get("min_words", 1)), int(c.get("max_words", 400))
+    """Summaries are non-empty and their word count lies in the profile's band (min_words..max_words, 200-400 for real profiles)."""
+    limits = word_limits_from_profile(caption_settings.load().captions)
+    lo, hi = limits["summary_min"], limits["summary"]
     return _row_check(
         store.get_store(),
         context.partition_key,
@@ -133,3 +155,24 @@ def dense_timestamps_in_clip(context: AssetCheckExecutionContext, store: Dataset
         context.partition_key,
         lambda r: None if dense_timestamps_ok(r["dense_captions"], r["duration_s"]) else "segments out of order or outside the clip",
     )
+
+
+@asset_check(asset=frame_captions, partitions_def=shards)
+def keyframes_follow_the_rule(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """Keyframes are in order, at least 2 s apart, drawn from the candidates, and the clip's last frame is present."""
+    st = store.get_store()
+    rows = st.read_table(ASSET, context.partition_key).to_pylist()
+    failures = [{"clip_id": r["clip_id"], "problem": "; ".join(p), "keyframe_ts": str(r["keyframe_ts"])}
+                for r in rows if (p := row_keyframe_problems(r))]
+    kept = sum(len(r["keyframe_ts"] or []) for r in rows)
+    cands = sum(len(r["candidate_keyframe_ts"] or []) for r in rows)
+    return failing_rows_result(failures, clips=len(rows), keyframes_kept=kept, keyframe_candidates=cands)
+
+
+@asset_check(asset=frame_captions, blocking=True, partitions_def=shards)
+def three_caption_levels_present(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """LVD-2M: every row has segment captions, a refined and a concise caption with their prompt hashes, or an error recorded."""
+    st = store.get_store()
+    rows = st.read_table(ASSET, context.partition_key).to_pylist()
+    failures = [{"clip_id": r["clip_id"], "problem": "missing " + ", ".join(m)} for r in rows if (m := missing_caption_levels(r))]
+    return failing_rows_result(failures, clips=len(rows))

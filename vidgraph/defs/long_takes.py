@@ -23,6 +23,15 @@ from vidgraph.defs.resources import ClipScorerResource, DatasetStoreResource, Lo
 from vidgraph.media.longtake import REASONS, LongTakeConfig, failure_reasons, gradual_transitions, inner_cuts
 from vidgraph.stages.long_takes import ASSET, KEYFRAMES_TABLE, build_long_takes
 
+def ocr_engine(config: LongTakeConfig):
+    """The packaged PP-OCRv4 engine when the settings switch OCR on (the default)."""
+    if not config.ocr:
+        return None
+    from vidgraph.media.ocr import OcrEngine
+
+    return OcrEngine()
+
+
 PREVIEW_COLUMNS = ["clip_id", "duration_s", "passed", "reasons", "dynamic_degree", "camera_motion", "sharpness_median"]
 @asset(
     partitions_def=shards,
@@ -42,7 +51,7 @@ def long_takes(
     st = store.get_store()
     shard = context.partition_key
     config = long_take_settings.config()
-    result = build_long_takes(st, shard, config, clip_scorer.get_scorer())
+    result = build_long_takes(st, shard, config, clip_scorer.get_scorer(), ocr=ocr_engine(config))
     rows = result.table.to_pylist()
     passing = [r for r in rows if r["passed"]]
     reasons = Counter(reason for r in rows for reason in r["reasons"])

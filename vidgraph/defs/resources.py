@@ -76,6 +76,9 @@ class LongTakeSettings(ConfigurableResource):
     reject_text: bool = _DEFAULTS.reject_text
     min_semantic_score: float = _DEFAULTS.min_semantic_score
     keyframe_every_s: float = _DEFAULTS.keyframe_every_s
+    # OCR of otherwise-passing clips; where it ran, overlaid text is judged from its text boxes.
+    ocr: bool = _DEFAULTS.ocr
+    ocr_min_area_frac: float = _DEFAULTS.ocr_min_area_frac
     # The WARN check: a pass rate outside this band usually means a threshold went wrong.
     min_pass_rate: float = 0.01
     max_pass_rate: float = 0.95

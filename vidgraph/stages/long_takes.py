@@ -22,12 +22,14 @@ from vidgraph.stages.raw_clips import (
     signals_from_table,
 )
 from vidgraph.stages.source_videos import StageResult
-from vidgraph.storage.schemas import CLIP_KEYFRAMES_SCHEMA, LONG_TAKES_SCHEMA, QUARANTINE_SCHEMA
+from vidgraph.storage.schemas import CLIP_KEYFRAMES_SCHEMA, CLIP_OCR_SCHEMA, LONG_TAKES_SCHEMA, QUARANTINE_SCHEMA
 from vidgraph.storage.store import DatasetStore
 
 ASSET = "long_takes"
 KEYFRAMES_TABLE = "clip_keyframes"  # the catalog view of the same name
 KEYFRAMES_DIR = "keyframes"
+OCR_TABLE = "clip_ocr"  # the catalog view of the same name
+OCR_BATCH = 64
 ID_COLUMNS = ["clip_id", "video_id", "shard", "start_frame", "end_frame", "start_s", "end_s"]
 
 
@@ -43,9 +45,11 @@ def build_long_takes(
     shard: str,
     config: LongTakeConfig = LongTakeConfig(),
     scorer=None,
+    ocr=None,
 ) -> StageResult:
     """Evaluate every raw clip of ``shard``; ``scorer`` (a ClipScorer) adds semantic quality,
-    scoring all keyframes of the shard in one batched pass."""
+    scoring all keyframes of the shard in one batched pass; ``ocr`` (an OcrEngine) reads the text
+    on the keyframes of the clips that pass every other test (see ocr_otherwise_passing)."""
     clips = store.read_table("raw_clips", shard).to_pylist()
     frames = _by_video(store.read_table("raw_clips", shard, FRAME_SIGNALS_TABLE))
     samples = _by_video(store.read_table("raw_clips", shard, SAMPLE_SIGNALS_TABLE))
@@ -108,6 +112,9 @@ def build_long_takes(
             )
         if scorer is not None:
             _score(rows, images, scorer, config)
+        if ocr is not None:
+            ocr_rows = ocr_otherwise_passing(rows, images, kf_rows, ocr, config)
+            pq.write_table(pa.Table.from_pylist(ocr_rows, schema=CLIP_OCR_SCHEMA), staging / f"{OCR_TABLE}.parquet")
         table = pa.Table.from_pylist(rows, schema=LONG_TAKES_SCHEMA)
         pq.write_table(pa.Table.from_pylist(kf_rows, schema=CLIP_KEYFRAMES_SCHEMA), staging / f"{KEYFRAMES_TABLE}.parquet")
         pq.write_table(table, staging / f"{ASSET}.parquet", compression="zstd")
@@ -131,3 +138,43 @@ def _score(rows: list[dict], images: list[list[bytes]], scorer, config: LongTake
             row["reasons"] = failure_reasons(row, config)
             row["passed"] = not row["reasons"]
         pos += n
+
+
+def ocr_otherwise_passing(rows: list[dict], images: list[list[bytes]], kf_rows: list[dict], ocr, config: LongTakeConfig) -> list[dict]:
+    """OCR of the keyframes of every clip that passes all tests but overlaid text, in one batched
+    call; sets the rows' OCR metrics, re-judges them (the overlaid-text metric now comes from the
+    text boxes) and returns the ``clip_ocr`` rows. Clips that fail on other grounds are not read."""
+    from vidgraph.media.longtake import ocr_text_metrics
+    from vidgraph.media.ocr import clean_text
+
+    times: dict[str, list[float]] = defaultdict(list)
+    for k in kf_rows:
+        times[k["clip_id"]].append(k["t_clip_s"])
+    todo = [i for i, r in enumerate(rows) if not set(r["reasons"]) - {"overlaid_text"} and images[i]]
+    flat = [img for i in todo for img in images[i]]
+    # Batches of OCR_BATCH keyframes: recognition is batched across them, and decoded frames of a
+    # long shard never all sit in memory at once.
+    results = [fo for i in range(0, len(flat), OCR_BATCH) for fo in ocr.read_jpegs(flat[i : i + OCR_BATCH])]
+    model = ocr.model
+    out, pos = [], 0
+    for i in todo:
+        row, n = rows[i], len(images[i])
+        frames = results[pos : pos + n]
+        pos += n
+        row.update(ocr_text_metrics([f.area_frac for f in frames], config), ocr_model=model)
+        row["reasons"] = failure_reasons(row, config)
+        row["passed"] = not row["reasons"]
+        for k, (t, f) in enumerate(zip(times[row["clip_id"]], frames)):
+            out.append(
+                {
+                    "clip_id": row["clip_id"],
+                    "video_id": row["video_id"],
+                    "keyframe_index": k,
+                    "t_clip_s": t,
+                    "text": clean_text(f.text, 1000),
+                    "boxes": [{"text": line.text, "score": line.score, "quad": line.quad} for line in f.lines],
+                    "area_frac": f.area_frac,
+                    "ocr_model": model,
+                }
+            )
+    return out

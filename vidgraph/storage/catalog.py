@@ -29,6 +29,7 @@ from vidgraph.storage.schemas import (
     SOURCE_VIDEOS_SCHEMA,
 )
 from vidgraph.storage.store import DatasetStore
+from vidgraph.storage.schemas import CLIP_OCR_SCHEMA  # long_takes' OCR side table
 
 # Views that exist (empty) even before anything was written, so queries never fail on them.
 KNOWN_SCHEMAS = {
@@ -50,6 +51,9 @@ KNOWN_SCHEMAS = {
     "retrieval_eval": RETRIEVAL_EVAL_SCHEMA,
     "narration_eval": NARRATION_EVAL_SCHEMA,
 }
+
+# long_takes' OCR side table (frames)
+KNOWN_SCHEMAS["clip_ocr"] = CLIP_OCR_SCHEMA
 
 # Assets whose every table, whatever its file name, belongs to one view.
 UNION_VIEWS = ("quarantine", "ingest_ledger")

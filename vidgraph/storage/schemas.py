@@ -132,6 +132,11 @@ LONG_TAKES_SCHEMA = pa.schema(
         ("dynamic_scorer", pa.string()),  # JSON: flow algorithm, parameters, frame size, sampling
         ("semantic_scorer", pa.string()),  # JSON, empty when off
         ("filter_config", pa.string()),  # JSON: every threshold the verdict used
+        # OCR on the keyframes of clips that pass every other test (null where OCR did not run):
+        # share of keyframes with text covering at least ocr_min_area_frac, mean text area share
+        ("ocr_text_frac", pa.float64()),
+        ("ocr_area_frac", pa.float64()),
+        ("ocr_model", pa.string()),
     ]
 )
 
@@ -179,6 +184,52 @@ FRAME_CAPTIONS_SCHEMA = pa.schema(
         ("prompt_hash", pa.string()),
         ("gen_params", pa.string()),  # JSON
         ("error", pa.string()),
+        # LVD-2M's second and third levels, and each level's prompt hash
+        ("refined_caption", pa.string()),
+        ("concise_caption", pa.string()),
+        ("dense_prompt_hash", pa.string()),
+        ("refine_prompt_hash", pa.string()),
+        ("rewrite_prompt_hash", pa.string()),
+        # On-screen text (OCR of the clip's 2-s keyframes, from long_takes): untrusted data
+        ("ocr_text", pa.string()),
+        ("ocr", pa.list_(pa.struct([("t_s", pa.float64()), ("text", pa.string()), ("area_frac", pa.float64())]))),
+        ("ocr_model", pa.string()),
+        ("ocr_area_frac", pa.float64()),  # mean share of the frame covered by text boxes
+        # ShareGPT4Video's keyframe rule: candidates (2-s samples + last frame), each one's distance to
+        # the last kept keyframe, the windows of the differential captions, the rule and encoder (JSON)
+        ("candidate_keyframe_ts", pa.list_(pa.float64())),
+        ("keyframe_distances", pa.list_(pa.float64())),
+        (
+            "keyframe_windows",
+            pa.list_(pa.struct([("start_s", pa.float64()), ("end_s", pa.float64()), ("keyframe_ts", pa.list_(pa.float64()))])),
+        ),
+        ("keyframe_rule", pa.string()),
+    ]
+)
+
+# OCR of each passing long take's keyframes (side table of long_takes, view `clip_ocr`). Text is
+# untrusted data: control characters removed, length capped.
+CLIP_OCR_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("keyframe_index", pa.int32()),
+        ("t_clip_s", pa.float64()),
+        ("text", pa.string()),  # the keyframe's lines, top to bottom, joined by " / "
+        (
+            "boxes",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("text", pa.string()),
+                        ("score", pa.float64()),
+                        ("quad", pa.list_(pa.float64())),  # x0,y0..x3,y3 as fractions of width/height
+                    ]
+                )
+            ),
+        ),
+        ("area_frac", pa.float64()),  # share of the frame covered by the boxes (union)
+        ("ocr_model", pa.string()),
     ]
 )
 
