@@ -25,6 +25,7 @@ class Case:
     truth: list[int] = field(default_factory=list)  # boundary frames (a transition's middle)
     kinds: list[str] = field(default_factory=list)  # per boundary: cut, dissolve, fade, white
     fps: int = 25
+    lengths: list[int] = field(default_factory=list)  # per boundary: the transition's frames (0: cut)
 
 
 def blend(a: np.ndarray, b: np.ndarray, wb: float, kind: str) -> np.ndarray:
@@ -39,7 +40,7 @@ def blend(a: np.ndarray, b: np.ndarray, wb: float, kind: str) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def join(segments: list[list[np.ndarray]], transitions: list[tuple[str, int]]) -> tuple[list[np.ndarray], list[int], list[str]]:
+def join(segments: list[list[np.ndarray]], transitions: list[tuple[str, int]]) -> tuple[list[np.ndarray], list[int], list[str], list[int]]:
     """Join segments; transitions[i] = (kind, frames) between segment i and i + 1.
 
     A gradual transition of tf frames is centred on the join: the last tf // 2 frames of the
@@ -47,7 +48,7 @@ def join(segments: list[list[np.ndarray]], transitions: list[tuple[str, int]]) -
     frames from the earlier one's last frame; the truth is the join (the blend's middle).
     """
     frames = list(segments[0])
-    truth, kinds = [], []
+    truth, kinds, lengths = [], [], []
     for seg, (kind, tf) in zip(segments[1:], transitions):
         seg = list(seg)
         if kind != "cut" and tf:
@@ -60,8 +61,9 @@ def join(segments: list[list[np.ndarray]], transitions: list[tuple[str, int]]) -
                 seg[k] = blend(last, seg[k], 0.5 + (k + 0.5) / tf, kind)
         truth.append(len(frames))
         kinds.append(kind)
+        lengths.append(tf if kind != "cut" else 0)
         frames.extend(seg)
-    return frames, truth, kinds
+    return frames, truth, kinds, lengths
 
 
 def flash(frames: list[np.ndarray], at: int, n: int = 2) -> list[np.ndarray]:
@@ -128,20 +130,20 @@ def hard_cases(take, still: np.ndarray, fps: int = 25, w: int | None = None, h: 
     # a flash inside one shot, and a 3-frame one in another: no boundary
     f = flash(take(0, 0, 60), 25, 2)
     g = flash(take(1, 0, 60), 30, 3)
-    frames, truth, kinds = join([f, g], [("cut", 0)])
-    cases.append(Case("flash (2 and 3 frames) + one cut", frames, truth, kinds, fps))
+    frames, truth, kinds, lengths = join([f, g], [("cut", 0)])
+    cases.append(Case("flash (2 and 3 frames) + one cut", frames, truth, kinds, fps, lengths))
     # a 10-frame shot between two cuts
-    frames, truth, kinds = join([take(0, 0, 50), take(1, 0, 10), take(2, 0, 50)], [("cut", 0), ("cut", 0)])
-    cases.append(Case("10-frame shot", frames, truth, kinds, fps))
+    frames, truth, kinds, lengths = join([take(0, 0, 50), take(1, 0, 10), take(2, 0, 50)], [("cut", 0), ("cut", 0)])
+    cases.append(Case("10-frame shot", frames, truth, kinds, fps, lengths))
     # a jump cut inside one static scene: the same place, a moment later
-    frames, truth, kinds = join([take(3, 0, 50), take(3, 6 * fps, 50)], [("cut", 0)])
-    cases.append(Case("jump cut, static scene", frames, truth, kinds, fps))
+    frames, truth, kinds, lengths = join([take(3, 0, 50), take(3, 6 * fps, 50)], [("cut", 0)])
+    cases.append(Case("jump cut, static scene", frames, truth, kinds, fps, lengths))
     # a slow cross-dissolve of 40 frames
-    frames, truth, kinds = join([take(0, 0, 70), take(2, 0, 70)], [("dissolve", 40)])
-    cases.append(Case("40-frame dissolve", frames, truth, kinds, fps))
+    frames, truth, kinds, lengths = join([take(0, 0, 70), take(2, 0, 70)], [("dissolve", 40)])
+    cases.append(Case("40-frame dissolve", frames, truth, kinds, fps, lengths))
     # a fade through white
-    frames, truth, kinds = join([take(1, 0, 60), take(2, 0, 60)], [("white", 16)])
-    cases.append(Case("fade through white", frames, truth, kinds, fps))
+    frames, truth, kinds, lengths = join([take(1, 0, 60), take(2, 0, 60)], [("white", 16)])
+    cases.append(Case("fade through white", frames, truth, kinds, fps, lengths))
     # a fast camera swoop inside one shot: no boundary
     sw = swoop(still, w, h, 30, top_speed=0.12 * w)
     lead = [sw[0]] * 30

@@ -206,6 +206,7 @@ class VidgraphParams:
     # the middle frame's colours are new blends, not a mix of the two ends' (as when the camera
     # pans to a new view): histogram distance to the ends' mean, share of their distance
     dissolve_min_mix: float = 0.3
+    dissolve_plateau: float = 0.05  # a run's alphas within this of 0.5 count as passing the middle
     # Fades through black: a dip of brightness to a small share of the level around it.
     fade_ratio: float = 0.3
     fade_min_level: float = 48.0  # the brightness (HSV V mean) on both sides must reach this
@@ -218,10 +219,10 @@ class VidgraphParams:
     # this (grey levels), or within half the jump into the run, of the one before it.
     flash_same: float = 16.0
     # Jump cuts: at least this share of thumbnail cells change by more than CELL_DELTA at once,
-    # jump_ratio times the most of any neighbour (+-cut_window; floor jump_floor), and content_val
-    # reaches jump_min_content.
-    jump_min_cells: float = 0.04
-    jump_ratio: float = 4.0
+    # jump_ratio times the most of any neighbour (+-cut_window; floor jump_floor), content_val
+    # reaches jump_min_content and stands 2 * cut_ratio above its neighbours' mean.
+    jump_min_cells: float = 0.02
+    jump_ratio: float = 3.0
     jump_floor: float = 0.01
     jump_min_content: float = 2.0
 
@@ -290,6 +291,9 @@ class VidgraphDetector:
         self.v_std: list[float] = []
         self.cells: list[float] = []  # share of thumbnail values changed by > CELL_DELTA since i-1
         self.dists: list[np.ndarray] = []  # per frame: thumbnail distance to frames i-1 .. i-LOOK (nan before 0)
+        # per frame: a 16-px thumbnail (uint8, 432 bytes at 16:9), kept for the whole video to
+        # place long dissolves against fixed references
+        self.minis: list[np.ndarray] = []
         # per k, centre frame -> (thumbnail change across, residual share, alpha, histogram change
         # across, histogram mix share, histogram alpha); only where the thumbnail changes enough
         self.blend: dict[int, dict[int, tuple[float, ...]]] = {k: {} for k in self.ks}
@@ -300,6 +304,7 @@ class VidgraphDetector:
             self._tiny_size = (TINY_W, max(2, int(round(TINY_W * h / w))))
             self._half_size = (max(1, w // 2), max(1, h // 2))
             self._tiny_n = float(self._tiny_size[0] * self._tiny_size[1] * 3)
+            self._mini_size = (TINY_W // 2, max(1, self._tiny_size[1] // 2))
 
     # -- per frame (the reference) ------------------------------------------------------------
     def process(self, index: int, bgr: np.ndarray) -> float:
@@ -307,7 +312,9 @@ class VidgraphDetector:
         self._n += 1
         hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
         self._sizes(*bgr.shape[:2])
-        tiny = cv2.resize(bgr, self._tiny_size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+        tiny8 = cv2.resize(bgr, self._tiny_size, interpolation=cv2.INTER_AREA)
+        self.minis.append(cv2.resize(tiny8, self._mini_size, interpolation=cv2.INTER_AREA).ravel())
+        tiny = tiny8.astype(np.float32).ravel()
         # the histogram of every other pixel: the same statistics for a quarter of the work
         hist = _hist_hsv(cv2.resize(hsv, self._half_size, interpolation=cv2.INTER_NEAREST))
         mean, std = cv2.meanStdDev(hsv)
@@ -378,9 +385,9 @@ class VidgraphDetector:
             hist[j] = _hist_hsv(cv2.resize(hsv[j], self._half_size, interpolation=cv2.INTER_NEAREST))
         self._prev_hsv = hsv[-1].copy()
 
-        tiny = np.stack([
-            cv2.resize(f, self._tiny_size, interpolation=cv2.INTER_AREA) for f in bgrs
-        ]).reshape(b, -1).astype(np.float32)
+        tiny8 = [cv2.resize(f, self._tiny_size, interpolation=cv2.INTER_AREA) for f in bgrs]
+        self.minis.extend(cv2.resize(t, self._mini_size, interpolation=cv2.INTER_AREA).ravel() for t in tiny8)
+        tiny = np.stack(tiny8).reshape(b, -1).astype(np.float32)
         r0 = len(self._ring)
         T = np.concatenate([np.stack([t for t, _ in self._ring]), tiny]) if r0 else tiny
         H = np.concatenate([np.stack([x for _, x in self._ring]), hist]) if r0 else hist
@@ -484,7 +491,10 @@ class VidgraphDetector:
                 # thumbnail cells do at once, while the frames around are still
                 nb = np.concatenate([cells[max(1, i - W):i], cells[i + 1:i + 1 + W]])
                 ratio = cells[i] / max(float(nb.max()) if nb.size else 0.0, p.jump_floor)
-                is_cut = ratio >= p.jump_ratio
+                cb = np.concatenate([c[max(1, i - W):i], c[i + 1:i + 1 + W]])
+                cb = cb[cb > DUPLICATE_SCORE]
+                c_ratio = c[i] / max(float(cb.mean()) if cb.size else 0.0, 0.5)
+                is_cut = ratio >= p.jump_ratio and c_ratio >= 2 * p.cut_ratio
             if not is_cut:
                 continue
             if self._comes_back(i, td[i]):
@@ -561,8 +571,10 @@ class VidgraphDetector:
                     runs.append([j])
             for run in runs:
                 alphas = [self.blend[k][j][2] for j in run]
-                if len(run) < 2 or not (min(alphas) < 0.5 <= max(alphas)):
-                    continue  # the blend must pass its middle inside the run
+                # The blend must pass its middle inside the run; a window shorter than a slow
+                # dissolve sits inside it and sees the middle all along (a plateau near 0.5).
+                if len(run) < 2 or not (min(alphas) < 0.5 + p.dissolve_plateau and max(alphas) >= 0.5 - p.dissolve_plateau):
+                    continue
                 # Place the cut where the colours are half way between the two shots, measured
                 # over the widest window (its ends lie outside the dissolve; histograms shrug
                 # off motion); else at the run's middle.
@@ -582,8 +594,27 @@ class VidgraphDetector:
                     rmin, jmin = min(rk)
                     if rmin <= 0.75 * min(rk[0][0], rk[-1][0]):
                         cut = jmin
+                    # Better still, against two fixed references a widest window beyond the
+                    # run (in the two shots, or near the dissolve's ends): each frame's blend
+                    # weight is its projection between them, and the cut goes after as many
+                    # frames as weigh under one half (robust to motion noise, unlike a crossing).
+                    fixed = self._fixed_alpha_cut(run[0] - K, run[-1] + K)
+                    if fixed is not None:
+                        cut = fixed
                 out.append((cut, float(max(self.blend[k][j][0] for j in run)), run[0] - k, run[-1] + k + 1))
         return out
+
+    def _fixed_alpha_cut(self, a: int, z: int) -> int | None:
+        a, z = max(0, a), min(len(self.minis) - 1, z)
+        if z - a < 4:
+            return None
+        m = np.stack(self.minis[a:z + 1]).astype(np.float64)
+        ab = m[-1] - m[0]
+        den = float(ab @ ab)
+        if den / ab.size < self.p.dissolve_min_delta ** 2 / 4:
+            return None  # the references hardly differ: no weight to read
+        alpha = (m[1:-1] - m[0]) @ ab / den
+        return a + 1 + int((alpha < 0.5).sum())
 
     def finish(self, n_frames: int) -> list[int]:
         cands = [(0, s, i, i, i) for i, s in self.hard_cuts()]
