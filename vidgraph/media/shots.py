@@ -598,13 +598,17 @@ class VidgraphDetector:
                     # run (in the two shots, or near the dissolve's ends): each frame's blend
                     # weight is its projection between them, and the cut goes after as many
                     # frames as weigh under one half (robust to motion noise, unlike a crossing).
+                    # Only for slow dissolves (the weight ramps over most of a second): shorter
+                    # ones are placed better by the windows above, as the bench showed.
                     fixed = self._fixed_alpha_cut(run[0] - K, run[-1] + K)
-                    if fixed is not None:
-                        cut = fixed
+                    if fixed is not None and fixed[1] >= 1.1 * K:
+                        cut = fixed[0]
                 out.append((cut, float(max(self.blend[k][j][0] for j in run)), run[0] - k, run[-1] + k + 1))
         return out
 
-    def _fixed_alpha_cut(self, a: int, z: int) -> int | None:
+    def _fixed_alpha_cut(self, a: int, z: int) -> tuple[int, int] | None:
+        """(cut, ramp): the cut after the frames weighing under one half between the thumbnails
+        at a and z, and how many frames weigh between 0.15 and 0.85 (the dissolve's length)."""
         a, z = max(0, a), min(len(self.minis) - 1, z)
         if z - a < 4:
             return None
@@ -614,7 +618,7 @@ class VidgraphDetector:
         if den / ab.size < self.p.dissolve_min_delta ** 2 / 4:
             return None  # the references hardly differ: no weight to read
         alpha = (m[1:-1] - m[0]) @ ab / den
-        return a + 1 + int((alpha < 0.5).sum())
+        return a + 1 + int((alpha < 0.5).sum()), int(((alpha > 0.15) & (alpha < 0.85)).sum())
 
     def finish(self, n_frames: int) -> list[int]:
         cands = [(0, s, i, i, i) for i, s in self.hard_cuts()]
