@@ -2,12 +2,14 @@
 
 Everything the shot splitter and the long-take filter measure comes from this single walk over
 the frames. Per-frame signals are cheap (luma statistics, the detector's content score) and are
-measured with numpy on stacks of ``batch_frames`` small frames at once, not frame by frame:
-the fixed Python and OpenCV cost per call, not the arithmetic, is what made them expensive on
-small sources. Heavier measures (Farneback flow, sharpness, text bands) run on frames sampled
-at a fixed rate (2 fps) in a worker thread beside the decoder, and keyframe JPEGs are encoded in
-the decode thread from the same decoded frames. Three threads, each with its own fixed work and
-OpenCV held to one thread, so every number is the same from run to run.
+measured on stacks of ``batch_frames`` small frames: per-pixel work (colour conversion) is one
+OpenCV call on the stack, a sum over one frame one OpenCV call (numpy's reductions over 8-bit
+planes measured slower), and the arithmetic on thumbnails, histograms and the detector's
+windows is numpy over the stack instead of dozens of small calls per frame. Heavier measures
+(Farneback flow, sharpness, text bands) run on frames sampled at a fixed rate (2 fps) in a
+worker thread beside the decoder, and keyframe JPEGs are encoded in the decode thread from the
+same decoded frames. Every number is the same from run to run and the same as frame by frame
+(``batch_frames=1``, the reference).
 """
 
 from __future__ import annotations
@@ -246,10 +248,10 @@ def sample_signals(prev_gray: np.ndarray | None, gray: np.ndarray, y_small: np.n
 
 @contextmanager
 def opencv_threads(n: int):
-    """Hold OpenCV to ``n`` threads (and restore it after). OpenCV splits work into stripes by the
-    threads it finds free, and Farneback's running sums then add in a different order: one
-    thread per call makes the flow the same from run to run (it differed by ~4e-9). The pass
-    gets its parallelism from its own threads instead (decode, signals, flow)."""
+    """Hold OpenCV to ``n`` threads (and restore it after). Its parallel loops split work into
+    stripes by the threads free at that moment, so with one thread per call no result can
+    depend on the machine's load; the pass gets its parallelism from its own threads instead
+    (decode, signals, flow)."""
     old = cv2.getNumThreads()
     cv2.setNumThreads(n)
     try:
@@ -280,8 +282,8 @@ def _affine_basis(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 def _flow_stats(prev: np.ndarray, cur: np.ndarray, static_thr: float) -> dict[str, float]:
     """Farneback flow between two small gray frames, in fractions of the frame diagonal,
     so scores do not depend on resolution; plus an affine fit for camera motion."""
-    # a zeroed output buffer: with None, results varied in the last bits from call to call,
-    # as if the fresh buffer's old contents were read
+    # A zeroed output buffer, so nothing of a fresh allocation can reach the result (with None,
+    # flow_mean differed in its last bits between runs; see also the magnitude below).
     flow = cv2.calcOpticalFlowFarneback(prev, cur, np.zeros((*prev.shape, 2), np.float32), **FARNEBACK_PARAMS, flags=0)
     h, w = prev.shape
     diag = float(np.hypot(w, h))
