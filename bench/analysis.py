@@ -305,18 +305,18 @@ def write_breakdown(videos: list[Path], write: bool) -> int:
         rows.append(f"| {v.name} | {desc} | " + " | ".join(f"{ms[k]:.2f}" for k in parts) + f" | {extra:.2f} | **{extra / ms['decode']:.2f}** |")
         print(rows[-1], flush=True)
     tab = "\n".join([
-        "| video | size, codec | " + " | ".join(parts) + " | all but decode | **/ decode** |",
+        "| video | size, codec | " + " | ".join(parts) + " | all but decode | **all but decode / decode** |",
         "|---|---|" + "---:|" * (len(parts) + 2),
         *rows,
     ])
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = f"""`python bench/analysis.py --breakdown --write` runs each part of the analysis pass by itself on every video (frames decoded first and kept; OpenCV on one thread) and reports CPU milliseconds per frame. The parts add up to the pass's CPU cost; in the pass they run in three threads (decode + shrink + keyframes, signals + detector, flow), so wall time can be lower where a core is free.
+    body = f"""`python bench/analysis.py --breakdown --write` times each part of the analysis pass by itself on every video (decode, shrink and keyframes inside one decoding loop, the rest on the kept small frames; OpenCV on one thread) and reports CPU milliseconds per frame. The parts add up to about the pass's CPU cost, so CPU b/a is about 1 + the last column; in the pass they run in three threads (decode + shrink + keyframes, signals + detector, flow), so wall time can be lower where a core is free.
 
 Last run: {now}. Machine: {platform.machine()}, 2 CPU cores shared by several engineers (1-min load average {load:.2f} at the start), OpenCV {cv2.__version__}.
 
 {tab}
 
-What it shows: the per-frame signals' own arithmetic (now numpy over stacks of 64 frames) is a small share; the cost is OpenCV pixel work that every frame needs for the same outputs (the detector's BGR-to-HSV conversion of the 256-px frame is most of its column) and the 2 fps Farneback flow, whose cost per second of video is fixed (2 pairs of 160-px frames) while decoding gets cheaper with smaller pictures, lower frame rates and simpler codecs. Where "2 fps flow + quality" alone exceeds 0.3 of decode, b/a <= 1.3 cannot be reached on 2 cores without changing the flow's rate or parameters, which issue 13 keeps.
+What it shows: the per-frame signals' own arithmetic (now numpy over stacks of 64 frames) is a small share; the cost is OpenCV pixel work that every frame needs for the same outputs (the detector's BGR-to-HSV conversion of the 256-px frame is most of its column) and the 2 fps Farneback flow, whose cost per second of video is fixed (2 pairs of 160-px frames) while decoding gets cheaper with smaller pictures, lower frame rates and simpler codecs. Where "2 fps flow + quality" alone exceeds 0.3 of decode, b/a <= 1.3 cannot be reached in CPU time without changing the flow's rate or parameters, which issue 13 keeps; batching cannot remove the rest of the pixel work without changing the outputs, which it must not.
 """
     print(tab)
     if write:
