@@ -4,7 +4,9 @@ For each video, in the same run (best of --repeats, the three measurements inter
   (a) decode: PyAV decode of every frame, no conversion, with the analysis pass's decoder
       threading (vidgraph.media.analysis.configure_decoder);
   (b) vidgraph: analyze_video (cuts, per-frame signals, 2 fps Farneback flow, quality,
-      keyframes) in one decode;
+      keyframes) in one decode, per-frame signals on stacks of 64 frames (the default);
+  (b1) the same pass frame by frame (AnalysisConfig(batch_frames=1), the reference the
+      batched one is tested against: same outputs);
   (c) two passes: the `scenedetect` CLI (`scenedetect -i VIDEO detect-content`, its defaults,
       its own downscale) as a subprocess, plus a separate PyAV decode computing Farneback flow at
       the same sampling (2 fps, 160 px wide grey frames, the same Farneback parameters).
@@ -29,11 +31,14 @@ from pathlib import Path
 
 import av
 import cv2
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidgraph.media.analysis import FARNEBACK_PARAMS, AnalysisConfig, analyze_video, configure_decoder  # noqa: E402
+
+PER_FRAME = AnalysisConfig(batch_frames=1)
 from vidgraph.media.decode import even_size, iter_video_frames  # noqa: E402
 from vidgraph.media.synthetic import Scene, SyntheticSpec, write_samples, write_video  # noqa: E402
 
@@ -88,16 +93,105 @@ def flow_pass(path: Path, cfg: AnalysisConfig = AnalysisConfig()) -> int:
     return n
 
 
+def flow_alone(path: Path, cfg: AnalysisConfig = AnalysisConfig()) -> float:
+    """Seconds of the 2 fps flow measures alone (the frames decoded beforehand, not timed): the
+    floor under (b) that no batching of the per-frame signals can remove."""
+    from vidgraph.media.analysis import _flow_stats, opencv_threads
+
+    grays = []
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        fw, fh = even_size(cfg.flow_width, s.codec_context.width, s.codec_context.height)
+        next_t = 0.0
+        for df in iter_video_frames(c, s):
+            if df.t_s + 1e-6 >= next_t:
+                next_t += 1.0 / cfg.sample_fps * max(1, int((df.t_s - next_t) * cfg.sample_fps) + 1)
+                grays.append(cv2.resize(df.frame.to_ndarray(format="gray"), (fw, fh), interpolation=cv2.INTER_AREA))
+    with opencv_threads(1):
+        t = time.process_time()
+        for a, b in zip(grays, grays[1:]):
+            _flow_stats(a, b, cfg.static_flow_threshold)
+        return time.process_time() - t
+
+
+def breakdown(path: Path, cfg: AnalysisConfig = AnalysisConfig()) -> dict[str, float]:
+    """CPU milliseconds per frame of each part of the analysis pass, run one after the other on
+    this video (frames decoded first and kept): where the pass's time goes."""
+    from vidgraph.media.analysis import _keyframe, analysis_frames, frame_signals_batch, opencv_threads, sample_signals
+    from vidgraph.media.shots import VidgraphDetector
+
+    out: dict[str, float] = {}
+    with av.open(str(path)) as c, opencv_threads(1):
+        s = c.streams.video[0]
+        configure_decoder(s)
+        fps = float(s.average_rate or s.guessed_rate or 25)
+        sw, sh = s.codec_context.width, s.codec_context.height
+        w, h = even_size(cfg.width, sw, sh)
+        every = max(1, int(round(cfg.keyframe_every_s * fps)))
+        out.update({"decode": 0.0, "shrink + BGR": 0.0, "keyframes": 0.0})
+        small = []
+        it = iter_video_frames(c, s)  # full frames are not kept: only the small ones
+        while True:
+            t = time.process_time()
+            df = next(it, None)
+            out["decode"] += time.process_time() - t
+            if df is None:
+                break
+            t = time.process_time()
+            small.append(analysis_frames(df.frame, w, h))
+            out["shrink + BGR"] += time.process_time() - t
+            if df.index % every == 0:
+                t = time.process_time()
+                _keyframe(df, sw, sh, cfg)
+                out["keyframes"] += time.process_time() - t
+    n = len(small)
+    b = cfg.batch_frames
+    with opencv_threads(1):
+        det = VidgraphDetector(fps)
+        t = time.process_time()
+        for i in range(0, n, b):
+            det.process_batch(np.stack([x[1] for x in small[i:i + b]]))
+        det.finish(n)
+        out["detector (HSV, scores, thumbnails)"] = time.process_time() - t
+        t = time.process_time()
+        prev = None
+        for i in range(0, n, b):
+            prev = frame_signals_batch(np.stack([x[0] for x in small[i:i + b]]), prev)[3][-1]
+        out["luma signals"] = time.process_time() - t
+        fw, fh = even_size(cfg.flow_width, w, h)
+        step = max(1, int(round(fps / cfg.sample_fps)))
+        grays = [(cv2.resize(x[0], (fw, fh), interpolation=cv2.INTER_AREA), x[0]) for x in small[::step]]
+        t = time.process_time()
+        for (g0, _), (g1, y) in zip(grays, grays[1:]):
+            sample_signals(g0, g1, y, cfg.static_flow_threshold)
+        out["2 fps flow + quality"] = time.process_time() - t
+    return {k: 1000 * v / max(1, n) for k, v in out.items()}
+
+
 def two_pass(path: Path) -> None:
     subprocess.run([str(SCENEDETECT), "-i", str(path), "detect-content"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     flow_pass(path)
 
 
-def timed(fn, *args) -> float:
+CPU: dict[str, float] = {}  # best CPU seconds per measurement of the current video
+
+
+def timed(fn, *args, key: str = "") -> float:
+    """Wall seconds of fn(*args); its CPU seconds (every thread of this process and of waited-for
+    children) go to CPU[key]: on a shared machine they move far less with the load than wall time."""
+    c0 = time.process_time() + _children_cpu()
     t = time.perf_counter()
     fn(*args)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    if key:
+        CPU[key] = min(CPU.get(key, float("inf")), time.process_time() + _children_cpu() - c0)
+    return wall
+
+
+def _children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def info(path: Path) -> tuple[str, int]:
@@ -106,17 +200,28 @@ def info(path: Path) -> tuple[str, int]:
         return f"{s.codec_context.width}x{s.codec_context.height} {s.codec_context.name}", s.frames
 
 
-def verdict(rows) -> str:
-    """Whether this run met the targets on the 720p videos, in words."""
-    hd = [(name, a, b, c) for name, desc, n, a, b, c in rows if desc.startswith("1280x720")]
-    if not hd:
-        return "No 720p video in this run."
-    ba = [b / a for _, a, b, _ in hd]
-    cb = [c / b for _, _, b, c in hd]
+def _height(desc: str) -> int:
+    return int(desc.split()[0].split("x")[1])
+
+
+def verdict(rows, cpus: dict | None = None) -> str:
+    """Whether this run met the targets on the 480p-1080p videos, in words."""
+    big = [(name, a, b, c) for name, desc, n, a, b, b1, c in rows if 480 <= _height(desc) <= 1080]
+    small = [(name, b / a) for name, desc, n, a, b, b1, c in rows if _height(desc) < 480]
+    if not big:
+        return "No 480p-1080p video in this run."
+    ba = [b / a for _, a, b, _ in big]
+    cb = [c / b for _, _, b, c in big]
+    missed = [f"{name} {b / a:.2f}" for name, a, b, _ in big if b / a > 1.3]
     parts = [
-        f"b/a {min(ba):.2f}-{max(ba):.2f}: " + ("met." if max(ba) <= 1.3 else "**missed**."),
+        f"b/a on 480p-1080p {min(ba):.2f}-{max(ba):.2f}: " + ("met." if not missed else f"**missed** ({', '.join(missed)})."),
         f"c/b {min(cb):.2f}-{max(cb):.2f}: " + ("met." if min(cb) >= 2 else "**missed**."),
     ]
+    if small:
+        parts.append("Smaller videos (reported, no target): b/a " + ", ".join(f"{n} {r:.2f}" for n, r in small) + ".")
+    if cpus:
+        cb = {name: cpus[name]["b"] / cpus[name]["a"] for name, *_ in big if name in cpus}
+        parts.append("In CPU seconds, b/a on 480p-1080p: " + ", ".join(f"{n} {r:.2f}" for n, r in cb.items()) + ".")
     return "In this run: " + " ".join(parts)
 
 
@@ -125,6 +230,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--write", action="store_true", help="record the table in bench/README.md")
     ap.add_argument("--only", help="only videos whose name contains this")
+    ap.add_argument("--no-two-pass", action="store_true", help="skip (c)")
+    ap.add_argument("--breakdown", action="store_true", help="only the CPU ms per frame of each part of the pass")
     args = ap.parse_args(argv)
     CACHE.mkdir(parents=True, exist_ok=True)
     videos = write_samples(CACHE / "samples")
@@ -135,39 +242,86 @@ def main(argv=None) -> int:
     videos.append(synthetic_720p())
     if args.only:
         videos = [v for v in videos if args.only in v.name]
+    if args.breakdown:
+        return write_breakdown(videos, args.write)
     load = os.getloadavg()[0]
     rows = []
+    floors: dict[str, float] = {}
+    cpus: dict[str, dict[str, float]] = {}
     for v in videos:
-        best = {"a": float("inf"), "b": float("inf"), "c": float("inf")}
+        best = {"a": float("inf"), "b": float("inf"), "b1": float("inf"), "c": float("inf"), "f": float("inf")}
         n = decode_only(v)  # warm the page cache
+        CPU.clear()
         for _ in range(args.repeats):
-            best["a"] = min(best["a"], timed(decode_only, v))
-            best["b"] = min(best["b"], timed(analyze_video, v))
-            best["c"] = min(best["c"], timed(two_pass, v))
+            best["a"] = min(best["a"], timed(decode_only, v, key="a"))
+            best["b"] = min(best["b"], timed(analyze_video, v, key="b"))
+            best["b1"] = min(best["b1"], timed(lambda p: analyze_video(p, config=PER_FRAME), v, key="b1"))
+            if not args.no_two_pass:
+                best["c"] = min(best["c"], timed(two_pass, v, key="c"))
+            best["f"] = min(best["f"], flow_alone(v))
         desc, _ = info(v)
-        rows.append((v.name, desc, n, best["a"], best["b"], best["c"]))
-        print(f"{v.name:28s} {desc:22s} {n:6d} frames  a {best['a']:6.2f}s  b {best['b']:6.2f}s  c {best['c']:6.2f}s"
-              f"  b/a {best['b'] / best['a']:.2f}  c/b {best['c'] / best['b']:.2f}", flush=True)
+        rows.append((v.name, desc, n, best["a"], best["b"], best["b1"], best["c"]))
+        floors[v.name] = best["f"]
+        cpus[v.name] = dict(CPU)
+        print(f"{v.name:28s} {desc:22s} {n:6d} frames  a {best['a']:6.2f}s  b {best['b']:6.2f}s  b1 {best['b1']:6.2f}s"
+              f"  c {best['c']:6.2f}s  b/a {best['b'] / best['a']:.2f}  b1/a {best['b1'] / best['a']:.2f}"
+              f"  c/b {best['c'] / best['b']:.2f}  CPU b/a {CPU['b'] / CPU['a']:.2f} b1/a {CPU['b1'] / CPU['a']:.2f}"
+              f"  (load {os.getloadavg()[0]:.1f})", flush=True)
     tab = [
-        "| video | size, codec | frames | (a) decode s | (b) vidgraph s | (c) two passes s | b/a | c/b |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| video | size, codec | frames | (a) decode s | (b) vidgraph s | (b1) frame by frame s | (c) two passes s | **b/a** | b1/a | c/b | CPU s a / b / b1 | **CPU b/a** | CPU b1/a | flow alone CPU s | flow / a CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for name, desc, n, a, b, c in rows:
-        tab.append(f"| {name} | {desc} | {n} | {a:.2f} | {b:.2f} | {c:.2f} | {b / a:.2f} | {c / b:.2f} |")
+    for name, desc, n, a, b, b1, c in rows:
+        f, cp = floors[name], cpus[name]
+        tab.append(f"| {name} | {desc} | {n} | {a:.2f} | {b:.2f} | {b1:.2f} | {c:.2f} | **{b / a:.2f}** | {b1 / a:.2f} | {c / b:.2f}"
+                   f" | {cp['a']:.2f} / {cp['b']:.2f} / {cp['b1']:.2f} | **{cp['b'] / cp['a']:.2f}** | {cp['b1'] / cp['a']:.2f} | {f:.2f} | {f / cp['a']:.2f} |")
     print("\n".join(tab))
     if args.write:
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         cmd = "python bench/analysis.py --write" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
-        body = f"""`bench/analysis.py` times, per video and in the same run: (a) PyAV decode of every frame, no conversion, with the analysis pass's decoder threading (`configure_decoder`: frame + slice threads); (b) vidgraph's whole analysis, `analyze_video` (cuts with the default detector, per-frame signals, 2 fps Farneback flow, quality, keyframes) in one decode; (c) the two-pass way: the `scenedetect -i VIDEO detect-content` CLI (its defaults and its own downscale) as a subprocess, plus a second PyAV decode computing Farneback flow at 2 fps on 160-px grey frames. Best of {args.repeats} per measurement, interleaved.
+        load_end = os.getloadavg()[0]
+        body = f"""`bench/analysis.py` times, per video and in the same run: (a) PyAV decode of every frame, no conversion, with the analysis pass's decoder threading (`configure_decoder`: frame + slice threads); (b) vidgraph's whole analysis, `analyze_video` (cuts with the default detector, per-frame signals on stacks of 64 frames, 2 fps Farneback flow in a thread beside the decoder, quality, keyframes) in one decode; (b1) the same pass frame by frame (`AnalysisConfig(batch_frames=1)`, identical outputs); (c) the two-pass way: the `scenedetect -i VIDEO detect-content` CLI (its defaults and its own downscale) as a subprocess, plus a second PyAV decode computing Farneback flow at 2 fps on 160-px grey frames. Best of {args.repeats} per measurement, interleaved; wall seconds, and CPU seconds (all threads of the process, and the CLI subprocess for (c)), which move far less with the machine's load. "flow alone" is the CPU seconds of the 2 fps flow measures by themselves on frames decoded beforehand: a floor under (b) that batching cannot remove (the flow stays at 2 fps with its parameters, so its cost per second of video is fixed while the decode's shrinks with the picture).
 
-Last run: {now}, `{cmd}`. Machine: {platform.machine()}, 2 CPU cores shared with other work (1-min load average at the start {load:.2f}), Python {platform.python_version()}, PyAV {av.__version__}, OpenCV {cv2.__version__}.
+Last run: {now}, `{cmd}`. Machine: {platform.machine()}, **2 CPU cores shared by several engineers working at once**: 1-min load average {load:.2f} at the start and {load_end:.2f} at the end, so absolute times are inflated and noisy; only the ratios of measurements taken side by side in this run mean much. Python {platform.python_version()}, PyAV {av.__version__}, OpenCV {cv2.__version__}.
 
 {chr(10).join(tab)}
 
-Targets: b/a <= 1.3 and c/b >= 2 on 720p video (`cockatoo.mp4`, `synthetic_720p_40s.mp4`). {verdict(rows)}
+Targets (issue 13): b/a <= 1.3 on every video from 480p to 1080p, reported for the smaller ones; c/b >= 2. {verdict(rows, cpus)}
 """
         write_section(ROOT / "bench" / "README.md", "## Analysis pass\n\n" + body)
         print("wrote bench/README.md ## Analysis pass")
+    return 0
+
+
+def write_breakdown(videos: list[Path], write: bool) -> int:
+    load = os.getloadavg()[0]
+    parts: list[str] = []
+    rows = []
+    for v in videos:
+        ms = breakdown(v)
+        parts = parts or list(ms)
+        desc, _ = info(v)
+        extra = sum(x for k, x in ms.items() if k != "decode")
+        rows.append(f"| {v.name} | {desc} | " + " | ".join(f"{ms[k]:.2f}" for k in parts) + f" | {extra:.2f} | **{extra / ms['decode']:.2f}** |")
+        print(rows[-1], flush=True)
+    tab = "\n".join([
+        "| video | size, codec | " + " | ".join(parts) + " | all but decode | **all but decode / decode** |",
+        "|---|---|" + "---:|" * (len(parts) + 2),
+        *rows,
+    ])
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"""`python bench/analysis.py --breakdown --write` times each part of the analysis pass by itself on every video (decode, shrink and keyframes inside one decoding loop, the rest on the kept small frames; OpenCV on one thread) and reports CPU milliseconds per frame. The parts add up to about the pass's CPU cost, so CPU b/a is about 1 + the last column; in the pass they run in three threads (decode + shrink + keyframes, signals + detector, flow), so wall time can be lower where a core is free.
+
+Last run: {now}. Machine: {platform.machine()}, 2 CPU cores shared by several engineers (1-min load average {load:.2f} at the start), OpenCV {cv2.__version__}.
+
+{tab}
+
+What it shows: the per-frame signals' own arithmetic (now numpy over stacks of 64 frames) is a small share; the cost is OpenCV pixel work that every frame needs for the same outputs (the detector's BGR-to-HSV conversion of the 256-px frame is most of its column) and the 2 fps Farneback flow, whose cost per second of video is fixed (2 pairs of 160-px frames) while decoding gets cheaper with smaller pictures, lower frame rates and simpler codecs. Where "2 fps flow + quality" alone exceeds 0.3 of decode, b/a <= 1.3 cannot be reached in CPU time without changing the flow's rate or parameters, which issue 13 keeps; batching cannot remove the rest of the pixel work without changing the outputs, which it must not.
+"""
+    print(tab)
+    if write:
+        write_section(ROOT / "bench" / "README.md", "## Analysis pass: where the time goes\n\n" + body)
+        print("wrote bench/README.md ## Analysis pass: where the time goes")
     return 0
 
 

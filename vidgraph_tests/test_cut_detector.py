@@ -21,7 +21,7 @@ def test_vidgraph_is_the_default_and_describes_itself():
     assert cfg.detector == "vidgraph" and set(DETECTORS) >= {"vidgraph", "content", "adaptive"}
     d = ShotSplitter(cfg, 24.0).describe()
     assert d["name"] == "vidgraph" and d["library"] == "vidgraph"
-    assert d["threshold"] == cfg.effective_threshold and d["min_scene_len"] == 15 and "cut_ratio" in d
+    assert d["threshold"] == cfg.effective_threshold and d["min_scene_len"] == 6 and "cut_ratio" in d
     with pytest.raises(ValueError):
         ShotDetectorConfig(detector="nope")
 

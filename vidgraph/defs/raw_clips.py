@@ -30,7 +30,7 @@ PREVIEW_COLUMNS = ["clip_id", "start_frame", "end_frame", "start_s", "end_s", "d
 class RawClipsConfig(Config):
     detector: str = Field(default=ShotDetectorConfig().detector, description=f"one of {', '.join(DETECTORS)}")
     threshold: float | None = Field(default=None, description="detector threshold; empty for its default")
-    min_scene_len: int = Field(default=15, description="minimum shot length in frames")
+    min_scene_len: int | None = Field(default=None, description="minimum shot length in frames; empty for the detector's default (6; PySceneDetect's 15)")
 
     def detector_config(self) -> ShotDetectorConfig:
         return ShotDetectorConfig(detector=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len)

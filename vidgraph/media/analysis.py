@@ -1,16 +1,25 @@
 """The one low-resolution decode pass: cuts, per-frame signals, flow, quality and keyframes.
 
 Everything the shot splitter and the long-take filter measure comes from this single walk over
-the frames. Per-frame signals are cheap (luma statistics, the detector's content score);
-heavier measures (Farneback flow, sharpness, text bands) run on frames sampled at a fixed rate,
-and keyframe JPEGs are encoded from the same decoded frames.
+the frames. Per-frame signals are cheap (luma statistics, the detector's content score) and are
+measured on stacks of ``batch_frames`` small frames: per-pixel work (colour conversion) is one
+OpenCV call on the stack, a sum over one frame one OpenCV call (numpy's reductions over 8-bit
+planes measured slower), and the arithmetic on thumbnails, histograms and the detector's
+windows is numpy over the stack instead of dozens of small calls per frame. Heavier measures
+(Farneback flow, sharpness, text bands) run on frames sampled at a fixed rate (2 fps) in a
+worker thread beside the decoder, and keyframe JPEGs are encoded in the decode thread from the
+same decoded frames. Every number is the same from run to run and the same as frame by frame
+(``batch_frames=1``, the reference).
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -38,9 +47,14 @@ class AnalysisConfig:
     keyframe_every_s: float = 2.0
     keyframe_max_side: int = 512
     keyframe_jpeg_quality: int = 85
+    # Per-frame signals are measured on stacks of this many frames; 1 measures frame by frame
+    # (the reference the batched pass is tested against; same outputs, slower).
+    batch_frames: int = 64
 
     def describe(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("batch_frames")  # how the work is grouped, not what is measured
+        return d
 
 
 FRAME_SIGNALS = ("t_s", "content_val", "luma_mean", "luma_std", "hist_delta")
@@ -113,9 +127,13 @@ def shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
     ph, pw = plane.shape[:2]
     while pw >= 2 * w and ph >= 2 * h:
         pw, ph = pw // 2, ph // 2
-        plane = cv2.resize(plane, (pw, ph), interpolation=cv2.INTER_AREA)
+        # An odd side loses its last row or column: OpenCV's fast path needs an exact halving
+        # (its general area resize took 5x longer on 720x405 MPEG-2).
+        plane = cv2.resize(plane[: 2 * ph, : 2 * pw], (pw, ph), interpolation=cv2.INTER_AREA)
     if (pw, ph) == (w, h):
-        return plane
+        # A copy: an unresized plane is a view of the decoder's buffer, which FFmpeg reuses for
+        # later frames while this one is still queued or measured (signals then changed run to run).
+        return plane.copy() if plane.base is not None else plane
     return cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
@@ -185,6 +203,65 @@ def _hist(y_small: np.ndarray) -> np.ndarray:
     return h / max(h.sum(), 1.0)
 
 
+def frame_signals(y_small: np.ndarray, prev_hist: np.ndarray | None) -> tuple[float, float, float, np.ndarray]:
+    """Luma mean, luma std, histogram change and histogram of one small luma frame (the reference)."""
+    hist = _hist(y_small)
+    mean, std = cv2.meanStdDev(y_small)
+    delta = 0.0 if prev_hist is None else float(np.abs(hist - prev_hist).sum() / 2)
+    return float(mean[0, 0]), float(std[0, 0]), delta, hist
+
+
+def frame_signals_batch(ys: np.ndarray, prev_hist: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``frame_signals`` of a (B, h, w) stack: means, stds, histogram changes, histograms.
+
+    The histogram and the sums over the plane are one OpenCV call per frame (numpy's are
+    slower on 8-bit planes); the histogram changes are numpy over the stack.
+    """
+    b = ys.shape[0]
+    mean = np.empty(b)
+    std = np.empty(b)
+    hists = np.empty((b, 32), np.float32)
+    for j in range(b):
+        m, sd = cv2.meanStdDev(ys[j])
+        mean[j], std[j] = m[0, 0], sd[0, 0]
+        hists[j] = _hist(ys[j])
+    prev = np.concatenate([(hists[:1] if prev_hist is None else prev_hist[None]), hists[:-1]])
+    delta = np.abs(hists - prev).sum(axis=1) / 2
+    if prev_hist is None:
+        delta[0] = 0.0
+    return mean, std, delta.astype(np.float64), hists
+
+
+def sample_signals(prev_gray: np.ndarray | None, gray: np.ndarray, y_small: np.ndarray, static_thr: float) -> dict:
+    """The 2 fps measures of one sampled frame: flow from the previous sample, sharpness, text bands."""
+    if prev_gray is not None:
+        stats = _flow_stats(prev_gray, gray, static_thr)
+    else:
+        stats = dict.fromkeys(
+            ("flow_mean", "flow_p50", "flow_p90", "static_frac", "pan_x", "pan_y", "zoom", "rotation", "residual"),
+            np.nan,
+        )
+    top, bottom = _text_band_density(y_small)
+    stats["sharpness"] = float(cv2.Laplacian(y_small, cv2.CV_64F).var())
+    stats["text_top"] = top
+    stats["text_bottom"] = bottom
+    return stats
+
+
+@contextmanager
+def opencv_threads(n: int):
+    """Hold OpenCV to ``n`` threads (and restore it after). Its parallel loops split work into
+    stripes by the threads free at that moment, so with one thread per call no result can
+    depend on the machine's load; the pass gets its parallelism from its own threads instead
+    (decode, signals, flow)."""
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
+
+
 def _text_band_density(y_small: np.ndarray, band: float = 0.15) -> tuple[float, float]:
     """Edge density in the top and bottom bands, where overlaid titles and subtitles sit."""
     h = y_small.shape[0]
@@ -207,12 +284,17 @@ def _affine_basis(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 def _flow_stats(prev: np.ndarray, cur: np.ndarray, static_thr: float) -> dict[str, float]:
     """Farneback flow between two small gray frames, in fractions of the frame diagonal,
     so scores do not depend on resolution; plus an affine fit for camera motion."""
-    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, **FARNEBACK_PARAMS, flags=0)
+    # A zeroed output buffer, so nothing of a fresh allocation can reach the result (with None,
+    # flow_mean differed in its last bits between runs; see also the magnitude below).
+    flow = cv2.calcOpticalFlowFarneback(prev, cur, np.zeros((*prev.shape, 2), np.float32), **FARNEBACK_PARAMS, flags=0)
     h, w = prev.shape
     diag = float(np.hypot(w, h))
     flow *= 1.0 / diag
     fx, fy = flow[..., 0], flow[..., 1]
-    mag = cv2.magnitude(fx, fy)
+    # numpy, not cv2.magnitude: given these strided views of the flow, cv2.magnitude returned
+    # values that differed in the last bits from run to run (flow_mean moved by up to ~4e-9).
+    mag = np.sqrt(fx * fx + fy * fy)
+    # Means by exact summation (math.fsum), so no summation order can move them either.
     # Affine model u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y over normalised coordinates
     # (least squares through the cached pseudo-inverse of the fixed design matrix).
     A, pinv = _affine_basis(h, w)
@@ -229,7 +311,7 @@ def _flow_stats(prev: np.ndarray, cur: np.ndarray, static_thr: float) -> dict[st
     b0, b1, b2 = cb
     p50, p90 = np.percentile(mag, [50, 90])
     return {
-        "flow_mean": float(mag.mean()),
+        "flow_mean": math.fsum(mag.ravel().tolist()) / mag.size,
         "flow_p50": float(p50),
         "flow_p90": float(p90),
         "static_frac": float((mag < static_thr).mean()),
@@ -237,7 +319,7 @@ def _flow_stats(prev: np.ndarray, cur: np.ndarray, static_thr: float) -> dict[st
         "pan_y": float(b0),
         "zoom": float((a1 + b2) / 2),
         "rotation": float((b1 - a2) / 2),
-        "residual": float(resid.mean()),
+        "residual": math.fsum(resid.tolist()) / resid.size,
     }
 
 
@@ -248,7 +330,7 @@ def analyze_video(
     policy: InputPolicy = InputPolicy(),
 ) -> VideoAnalysis:
     """Decode ``path`` once at low resolution and return cuts, signals and keyframes."""
-    with open_input(path) as container:
+    with open_input(path) as container, opencv_threads(1), ThreadPoolExecutor(1, "vidgraph-flow") as flow_pool:
         stream = container.streams.video[0]
         configure_decoder(stream)
         src_w, src_h = stream.codec_context.width, stream.codec_context.height
@@ -256,69 +338,90 @@ def analyze_video(
         w, h = even_size(config.width, src_w, src_h)
         fw, fh = even_size(config.flow_width, src_w, src_h)
         splitter = ShotSplitter(detector, fps)
+        batch = max(1, int(config.batch_frames))
 
         fr: dict[str, list[float]] = {k: [] for k in FRAME_SIGNALS}
-        sm: dict[str, list[float]] = {k: [] for k in SAMPLE_SIGNALS}
+        sample_meta: list[tuple[int, float, int, float, float]] = []
+        sample_jobs = []
         keyframes: list[Keyframe] = []
-        prev_hist = None
-        prev_gray = None
-        prev_sample_index = -1
-        next_sample_t = 0.0
-        next_kf_t = 0.0
+        state = {"prev_hist": None, "prev_gray": None, "prev_sample": -1, "next_sample_t": 0.0}
         sample_dt = 1.0 / config.sample_fps
-        last_t = 0.0
+        kf_state = {"next_t": 0.0}
+
+        def prepare(df):
+            """In the decode thread: the small frames, and the keyframe JPEG when one is due."""
+            y_small, bgr = analysis_frames(df.frame, w, h)
+            kf = None
+            if df.t_s + 1e-6 >= kf_state["next_t"]:
+                kf_state["next_t"] += config.keyframe_every_s * max(
+                    1, int((df.t_s - kf_state["next_t"]) / config.keyframe_every_s) + 1
+                )
+                kf = _keyframe(df, src_w, src_h, config)
+            return df.index, df.t_s, y_small, bgr, kf
+
+        def flush(buf: list) -> None:
+            if not buf:
+                return
+            ys = np.stack([b[2] for b in buf])
+            if batch == 1:  # the reference: frame by frame, as the pass always measured
+                idx, t, y_small, bgr, _ = buf[0]
+                content = [splitter.process(idx, bgr)]
+                m, sd, delta, state["prev_hist"] = frame_signals(y_small, state["prev_hist"])
+                means, stds, deltas = [m], [sd], [delta]
+            else:
+                content = splitter.process_batch(buf[0][0], np.stack([b[3] for b in buf])).tolist()
+                means, stds, deltas, hists = frame_signals_batch(ys, state["prev_hist"])
+                state["prev_hist"] = hists[-1]
+                means, stds, deltas = means.tolist(), stds.tolist(), deltas.tolist()
+            for (idx, t, y_small, _, _), cv, m, sd, delta in zip(buf, content, means, stds, deltas):
+                fr["t_s"].append(t)
+                fr["content_val"].append(float(cv))
+                fr["luma_mean"].append(m)
+                fr["luma_std"].append(sd)
+                fr["hist_delta"].append(delta)
+                if t + 1e-6 >= state["next_sample_t"]:
+                    state["next_sample_t"] += sample_dt * max(1, int((t - state["next_sample_t"]) / sample_dt) + 1)
+                    gray = cv2.resize(y_small, (fw, fh), interpolation=cv2.INTER_AREA)
+                    # flow runs beside the decoder; each job is a pure function of its frames
+                    sample_jobs.append(flow_pool.submit(
+                        sample_signals, state["prev_gray"], gray, y_small, config.static_flow_threshold
+                    ))
+                    sample_meta.append((idx, t, state["prev_sample"], m, sd))
+                    state["prev_gray"] = gray
+                    state["prev_sample"] = idx
+
         frames = iter_video_frames(container, stream, timeout_s=policy.decode_timeout_s)
         # Closed explicitly: the decode thread is joined before the container closes, even on an error.
-        decoded = prefetch(frames, lambda df: analysis_frames(df.frame, w, h))
+        # The generator runs in the decode thread; no full-size frame is queued, only small ones.
+        decoded = prefetch((prepare(df) for df in frames), lambda item: None, depth=max(8, batch))
+        buf: list = []
         try:
-            for df, (y_small, bgr) in decoded:
-                content_val = splitter.process(df.index, bgr)
-                hist = _hist(y_small)
-                mean, std = cv2.meanStdDev(y_small)
-                fr["t_s"].append(df.t_s)
-                fr["content_val"].append(content_val)
-                fr["luma_mean"].append(float(mean[0, 0]))
-                fr["luma_std"].append(float(std[0, 0]))
-                fr["hist_delta"].append(0.0 if prev_hist is None else float(np.abs(hist - prev_hist).sum() / 2))
-                prev_hist = hist
-                last_t = df.t_s
-
-                if df.t_s + 1e-6 >= next_sample_t:
-                    next_sample_t += sample_dt * max(1, int((df.t_s - next_sample_t) / sample_dt) + 1)
-                    gray = cv2.resize(y_small, (fw, fh), interpolation=cv2.INTER_AREA)
-                    if prev_gray is not None:
-                        stats = _flow_stats(prev_gray, gray, config.static_flow_threshold)
-                    else:
-                        stats = dict.fromkeys(
-                            ("flow_mean", "flow_p50", "flow_p90", "pan_x", "pan_y", "zoom", "rotation", "residual"), np.nan
-                        )
-                        stats["static_frac"] = np.nan
-                    top, bottom = _text_band_density(y_small)
-                    sm["frame_index"].append(df.index)
-                    sm["t_s"].append(df.t_s)
-                    sm["prev_frame_index"].append(prev_sample_index)
-                    for k, v in stats.items():
-                        sm[k].append(v)
-                    sm["sharpness"].append(float(cv2.Laplacian(y_small, cv2.CV_64F).var()))
-                    sm["text_top"].append(top)
-                    sm["text_bottom"].append(bottom)
-                    sm["luma_mean"].append(float(mean[0, 0]))
-                    sm["luma_std"].append(float(std[0, 0]))
-                    prev_gray = gray
-                    prev_sample_index = df.index
-
-                if df.t_s + 1e-6 >= next_kf_t:
-                    next_kf_t += config.keyframe_every_s * max(
-                        1, int((df.t_s - next_kf_t) / config.keyframe_every_s) + 1
-                    )
-                    keyframes.append(_keyframe(df, src_w, src_h, config))
+            for (idx, t, y_small, bgr, kf), _ in decoded:
+                if kf is not None:
+                    keyframes.append(kf)
+                buf.append((idx, t, y_small, bgr, kf))
+                if len(buf) >= batch:
+                    flush(buf)
+                    buf = []
+            flush(buf)
         finally:
             decoded.close()
+        sm: dict[str, list[float]] = {k: [] for k in SAMPLE_SIGNALS}
+        for (idx, t, prev_idx, m, sd), job in zip(sample_meta, sample_jobs):
+            stats = job.result()
+            sm["frame_index"].append(idx)
+            sm["t_s"].append(t)
+            sm["prev_frame_index"].append(prev_idx)
+            for k in SAMPLE_SIGNALS[3:-2]:
+                sm[k].append(stats[k])
+            sm["luma_mean"].append(m)
+            sm["luma_std"].append(sd)
 
         n = len(fr["t_s"])
         shots = splitter.finish(n)
         # The last frame lasts one nominal frame period (or the median gap on VFR sources).
         t = np.asarray(fr["t_s"], dtype=np.float64)
+        last_t = float(t[-1]) if n else 0.0
         last_dur = float(np.median(np.diff(t))) if n > 1 else 1.0 / fps
         duration = last_t + last_dur
         for s in shots:
