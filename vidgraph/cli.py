@@ -95,17 +95,6 @@ def _prepare_run(args):
     )
 
 
-def shard_assets(defs) -> list[str]:
-    """Names of the assets partitioned by shard: a shard is complete when each has its table."""
-    from vidgraph.defs.partitions import shards
-
-    graph = defs.resolve_asset_graph()
-    return sorted(
-        key.to_user_string() for key in graph.get_all_asset_keys()
-        if graph.get(key).is_materializable and graph.get(key).partitions_def == shards
-    )
-
-
 class _Terminated(BaseException):
     """Raised in the main thread on SIGTERM. A BaseException that is not an interrupt: no broad
     ``except Exception`` swallows it, and Dagster does not turn it into a step retry (it does so
@@ -179,8 +168,6 @@ def cmd_ingest(args) -> int:
 def cmd_run(args) -> int:
     import threading
 
-    from vidgraph.ingest import incomplete_shards, ledger_shards
-
     try:
         defs = _prepare_run(args)
     except (ValueError, KeyError, OSError) as e:  # ConfigError, UnknownProfileError, a bad profiles file
@@ -190,22 +177,25 @@ def cmd_run(args) -> int:
     reinstall = _on_sigterm(stop, running)
     running.set()
     try:
-        rc = _run(args, defs, stop, reinstall, incomplete_shards, ledger_shards)
+        rc = _run(args, defs, stop, reinstall)
     except (_Terminated, KeyboardInterrupt):
         if not stop.is_set():
             raise
-    finally:
-        running.clear()
     else:
         return rc
+    finally:
+        running.clear()
     print(json.dumps({"interrupted": "SIGTERM: unfinished shards are resumed by the next run"}))
     print("vidgraph: stopped by SIGTERM; the next run resumes what was not finished", file=sys.stderr)
     return 143
 
 
-def _run(args, defs, stop, reinstall, incomplete_shards, ledger_shards) -> int:
-    instance = _instance()
+def _run(args, defs, stop, reinstall) -> int:
+    from vidgraph.defs.ingest_sensor import shard_assets
+    from vidgraph.ingest import incomplete_shards, ledger_shards
     from vidgraph.storage.store import DatasetStore
+
+    instance = _instance()
 
     # What killed runs left behind (their staging folders) goes first.
     DatasetStore(_root(args)).clean_stale_staging()
@@ -217,7 +207,7 @@ def _run(args, defs, stop, reinstall, incomplete_shards, ledger_shards) -> int:
         todo = args.shard
     else:
         # New shards, and every shard of the ledger that a killed or failed run left unfinished.
-        resumed = [s for s in incomplete_shards(store, shard_assets(defs)) if s not in result.new_shards]
+        resumed = [s for s in incomplete_shards(store, shard_assets(defs.resolve_asset_graph())) if s not in result.new_shards]
         todo = sorted(set(result.new_shards) | set(resumed))
     job = defs.resolve_job_def("process_shard")
     summary = {"ingest": result.summary(), "shards": {}}
