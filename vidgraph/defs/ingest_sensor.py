@@ -46,8 +46,13 @@ def resume_requests(context: SensorEvaluationContext, st, skip: set[str]) -> lis
     a shard whose last runs failed or were killed gets ``SHARD:resume-N``. A run killed with
     its process stays STARTED until run monitoring (dagster.yaml) marks it failed.
     """
+    repo = context.repository_def
+    if repo is None:  # a context built without definitions (tests): the code location's own
+        from vidgraph.definitions import defs
+
+        repo = defs.get_repository_def()
     requests = []
-    for shard in incomplete_shards(st, shard_assets(context.repository_def.asset_graph)):
+    for shard in incomplete_shards(st, shard_assets(repo.asset_graph)):
         if shard in skip:
             continue
         runs = context.instance.get_runs(

@@ -14,7 +14,7 @@ from dataclasses import fields, replace
 from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
 
-from vidgraph.config import shard_size_from_env
+from vidgraph.config import env_number, shard_size_from_env
 from vidgraph.ingest import DEFAULT_SETTLE_S
 from vidgraph.media.longtake import LongTakeConfig
 from vidgraph.media.probe import InputPolicy
@@ -146,5 +146,6 @@ def build_resources(
         "ingest_settings": IngestSettings(
             landing_dir=landing or _env_or("VIDGRAPH_LANDING", DEFAULT_LANDING),
             shard_size=shard_size or shard_size_from_env(),
+            min_file_age_s=env_number("VIDGRAPH_SETTLE_S", DEFAULT_SETTLE_S, minimum=0),
         ),
     }
