@@ -44,7 +44,8 @@ def resume_requests(context: SensorEvaluationContext, st, skip: set[str]) -> lis
 
     A shard never run gets its first run key (the shard name, which the daemon de-duplicates);
     a shard whose last runs failed or were killed gets ``SHARD:resume-N``. A run killed with
-    its process stays STARTED until run monitoring (dagster.yaml) marks it failed.
+    its process stays STARTED until run monitoring (Kubernetes/ECS launchers) or a person marks
+    it failed.
     """
     repo = context.repository_def
     if repo is None:  # a context built without definitions (tests): the code location's own
