@@ -112,7 +112,8 @@ def _on_sigterm(stop, running):
     it is (inside a step too), no further shard starts, and the process exits 143, at the
     latest TERM_GRACE_S later. Dagster replaces the SIGTERM handler while a step runs, so the
     signal is watched through a wakeup fd, which sees it whatever Python handler is installed.
-    Returns a function that puts this module's handler back (Dagster's stays after a run)."""
+    Returns (install, restore): install puts this module's handler back (Dagster's stays after a
+    run); restore gives the process its previous handler and wakeup fd (for in-process callers)."""
     import ctypes
     import signal
     import socket
@@ -126,11 +127,16 @@ def _on_sigterm(stop, running):
     def install():
         signal.signal(signal.SIGTERM, handler)
 
+    previous = signal.getsignal(signal.SIGTERM)
     install()
     r, w = socket.socketpair()
     w.setblocking(False)
     _WAKEUP.append(w)  # the socket must outlive this function
-    signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+    previous_fd = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+
+    def restore():
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        signal.set_wakeup_fd(previous_fd)
 
     def watch():
         while data := r.recv(64):
@@ -144,7 +150,7 @@ def _on_sigterm(stop, running):
                 return
 
     threading.Thread(target=watch, name="vidgraph-sigterm", daemon=True).start()
-    return install
+    return install, restore
 
 
 def _exit_now() -> None:
@@ -174,7 +180,7 @@ def cmd_run(args) -> int:
         print(f"vidgraph: configuration error: {e}", file=sys.stderr)
         return 2
     stop, running = threading.Event(), threading.Event()
-    reinstall = _on_sigterm(stop, running)
+    reinstall, restore = _on_sigterm(stop, running)
     running.set()
     try:
         rc = _run(args, defs, stop, reinstall)
@@ -185,6 +191,7 @@ def cmd_run(args) -> int:
         return rc
     finally:
         running.clear()
+        restore()
     print(json.dumps({"interrupted": "SIGTERM: unfinished shards are resumed by the next run"}))
     print("vidgraph: stopped by SIGTERM; the next run resumes what was not finished", file=sys.stderr)
     return 143

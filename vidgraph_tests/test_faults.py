@@ -214,7 +214,8 @@ def test_random_kills_then_a_plain_rerun_accounts_for_everything(tmp_path, undis
             assert killed.returncode == -9, (point, killed.stderr[-2000:])
         else:
             assert killed.returncode == 143, (point, killed.returncode, killed.stderr[-2000:])
-            assert "stopped by SIGTERM" in killed.stderr
+            # ... by the step being interrupted, not by the grace timer's hard exit
+            assert "stopped by SIGTERM;" in killed.stderr and "did not stop in time" not in killed.stderr
     rerun = subprocess.run([sys.executable, "-m", "vidgraph.cli", "run", str(landing), "--root", str(root),
                             "--settle-s", "0"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
