@@ -13,7 +13,9 @@ re-run resumes) deals with them::
 The test looks at the exception and its causes (``__cause__`` / ``__context__``): network and
 timeout errors, S3/HTTP throttling and 5xx, and a disk that is full or read-only are
 infrastructure. FFmpeg's own errors (PyAV) are about the file: PyAV only ever reads local files
-here, and some of its errno values (EAGAIN, EIO) would otherwise look like the network.
+here, and some of its errno values (EAGAIN, EIO) would otherwise look like the network. A time
+limit on decoding one file must raise ``InputRejected`` (``DecodeTimeout``), not the builtin
+``TimeoutError``, which is read as the infrastructure's.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _INFRA_ERRNOS = frozenset(
     getattr(errno, n)
     for n in (
         "ETIMEDOUT", "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH",
-        "ENETDOWN", "EPIPE", "ENOSPC", "EDQUOT", "EROFS", "EMFILE", "ENFILE", "ESTALE",
+        "ENETDOWN", "ENOSPC", "EDQUOT", "EROFS", "EMFILE", "ENFILE", "ESTALE",
     )
     if hasattr(errno, n)
 )
@@ -63,7 +65,9 @@ def _is_ffmpeg_error(exc: BaseException) -> bool:
 
 
 def _one(exc: BaseException) -> bool:
-    if _is_ffmpeg_error(exc):
+    # A broken pipe here is a local worker (a decoder subprocess) that died on its file; network
+    # clients report a dropped connection as their own errors, matched below.
+    if _is_ffmpeg_error(exc) or isinstance(exc, BrokenPipeError):
         return False
     if isinstance(exc, InfrastructureError | TimeoutError | ConnectionError):
         return True

@@ -66,6 +66,7 @@ def test_classifier_tells_infrastructure_from_file_faults():
         InputRejected("truncated"),
         ValueError("bad frame"),
         OSError(errno.EOPNOTSUPP, "Operation not supported"),
+        BrokenPipeError(errno.EPIPE, "Broken pipe"),  # a decoder worker that died on its file
         av.error.InvalidDataError(errno.EINVAL, "Invalid data found when processing input"),
         ClientError({"Error": {"Code": "NoSuchKey"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "GetObject"),
     ]
