@@ -19,7 +19,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 # Install, write the sample videos into the landing folder, run the whole graph on them.
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	.venv/bin/vidgraph samples $(VIDGRAPH_LANDING)
-	.venv/bin/vidgraph run $(VIDGRAPH_LANDING)
+	.venv/bin/vidgraph run $(VIDGRAPH_LANDING) --settle-s 0  # the samples are complete: no need to wait for them to settle
 	.venv/bin/vidgraph query "select video_id, count(*) as clips, count(*) filter (passed) as long_takes, round(sum(duration_s), 1) as seconds from long_takes group by 1 order by 1"
 	.venv/bin/vidgraph query "select clip_id, vlm_model_id, left(caption, 60) as caption from frame_captions order by 1"
 	.venv/bin/vidgraph query "select clip_id, audio_class, round(speech_share, 2) as speech, language, transcript from audio_captions order by 1"

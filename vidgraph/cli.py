@@ -45,10 +45,12 @@ def cmd_samples(args) -> int:
 
 def _ingest(args, instance=None):
     from vidgraph.ingest import ingest, ledger_shards
+    from vidgraph.media.probe import InputPolicy
     from vidgraph.storage.store import DatasetStore
 
     store = DatasetStore(_root(args))
-    result = ingest(args.landing, store, shard_size=args.shard_size)
+    result = ingest(args.landing, store, shard_size=args.shard_size, min_age_s=args.settle_s,
+                    max_bytes=InputPolicy().max_bytes)
     if instance is not None:
         # The ledger is the source of truth: add any of its shards the instance lacks.
         known = set(instance.get_dynamic_partitions("shards"))
@@ -58,7 +60,111 @@ def _ingest(args, instance=None):
     return store, result
 
 
+def _check_settings(args) -> None:
+    """Resolve and check the numbers of ingest/run before anything starts (ConfigError)."""
+    from vidgraph.config import check_number, env_number, shard_size_from_env
+    from vidgraph.ingest import DEFAULT_SETTLE_S
+
+    if args.shard_size is None:
+        args.shard_size = shard_size_from_env()
+    args.shard_size = int(check_number("--shard-size", args.shard_size, minimum=1, integer=True))
+    if args.settle_s is None:
+        args.settle_s = env_number("VIDGRAPH_SETTLE_S", DEFAULT_SETTLE_S, minimum=0)
+    args.settle_s = float(check_number("--settle-s", args.settle_s, minimum=0))
+
+
+def _prepare_run(args):
+    """Check the whole configuration, then build the definitions for the chosen profile.
+
+    The definitions are built after the profile is chosen: the caption assets' code_version
+    (their lineage) follows the profile, so importing them first would record the default's.
+    """
+    from vidgraph.models.profiles import PROFILE_ENV, default_profile_name, load_profile
+
+    _check_settings(args)
+    name = args.profile or default_profile_name()
+    load_profile(name, resolve=False)  # unknown names, missing roles, bad numbers: a clear error now
+    os.environ[PROFILE_ENV] = name
+    from vidgraph.definitions import build_defs
+    from vidgraph.defs.resources import build_resources
+
+    return build_defs(
+        build_resources(
+            root=_root(args), landing=str(Path(args.landing).resolve()), shard_size=args.shard_size, profile=name
+        )
+    )
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread on SIGTERM. A BaseException that is not an interrupt: no broad
+    ``except Exception`` swallows it, and Dagster does not turn it into a step retry (it does so
+    for its own interrupt, which is how a run used to finish 30 s after SIGTERM with exit 0)."""
+
+
+# Seconds a run has, after SIGTERM, to stop by itself before the process exits regardless
+# (a step stuck in native code); what it leaves is resumed and cleaned up by the next run.
+TERM_GRACE_S = 10.0
+_WAKEUP: list = []
+
+
+def _on_sigterm(stop, running):
+    """SIGTERM stops `vidgraph run` promptly: _Terminated is raised in the main thread wherever
+    it is (inside a step too), no further shard starts, and the process exits 143, at the
+    latest TERM_GRACE_S later. Dagster replaces the SIGTERM handler while a step runs, so the
+    signal is watched through a wakeup fd, which sees it whatever Python handler is installed.
+    Returns (install, restore): install puts this module's handler back (Dagster's stays after a
+    run); restore gives the process its previous handler and wakeup fd (for in-process callers)."""
+    import ctypes
+    import signal
+    import socket
+    import threading
+
+    main = threading.main_thread().ident
+
+    def handler(signum, frame):
+        pass  # the watcher raises _Terminated in the main thread, once
+
+    def install():
+        signal.signal(signal.SIGTERM, handler)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    install()
+    r, w = socket.socketpair()
+    w.setblocking(False)
+    _WAKEUP.append(w)  # the socket must outlive this function
+    previous_fd = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+
+    def restore():
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        signal.set_wakeup_fd(previous_fd)
+
+    def watch():
+        while data := r.recv(64):
+            if signal.SIGTERM in data:
+                stop.set()
+                timer = threading.Timer(TERM_GRACE_S, _exit_now)
+                timer.daemon = True
+                timer.start()
+                if running.is_set():  # never into the code that reports the stop
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(_Terminated))
+                return
+
+    threading.Thread(target=watch, name="vidgraph-sigterm", daemon=True).start()
+    return install, restore
+
+
+def _exit_now() -> None:
+    import faulthandler
+
+    print("vidgraph: stopped by SIGTERM (the step did not stop in time); the next run resumes the shard", file=sys.stderr)
+    if os.environ.get("VIDGRAPH_DEBUG_SIGTERM"):
+        faulthandler.dump_traceback(all_threads=True)  # where it was stuck
+    sys.stderr.flush()
+    os._exit(143)
+
+
 def cmd_ingest(args) -> int:
+    _check_settings(args)
     instance = _instance() if os.environ.get("DAGSTER_HOME") else None
     _, result = _ingest(args, instance)
     print(json.dumps(result.summary(), indent=2))
@@ -66,43 +172,65 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from vidgraph.definitions import build_defs
-    from vidgraph.defs.resources import build_resources
-    from vidgraph.ingest import ledger_shards
+    import threading
 
-    if args.profile:
-        from vidgraph.models.profiles import PROFILE_ENV, UnknownProfileError, load_profile
+    try:
+        defs = _prepare_run(args)
+    except (ValueError, KeyError, OSError) as e:  # ConfigError, UnknownProfileError, a bad profiles file
+        print(f"vidgraph: configuration error: {e}", file=sys.stderr)
+        return 2
+    stop, running = threading.Event(), threading.Event()
+    reinstall, restore = _on_sigterm(stop, running)
+    running.set()
+    try:
+        rc = _run(args, defs, stop, reinstall)
+    except (_Terminated, KeyboardInterrupt):
+        if not stop.is_set():
+            raise
+    else:
+        return rc
+    finally:
+        running.clear()
+        restore()
+    print(json.dumps({"interrupted": "SIGTERM: unfinished shards are resumed by the next run"}))
+    print("vidgraph: stopped by SIGTERM; the next run resumes what was not finished", file=sys.stderr)
+    return 143
 
-        try:
-            load_profile(args.profile, resolve=False)
-        except UnknownProfileError as e:
-            print(f"vidgraph: {e}", file=sys.stderr)
-            return 2
-        # Before the definitions load: the caption assets' code_version follows the profile.
-        os.environ[PROFILE_ENV] = args.profile
+
+def _run(args, defs, stop, reinstall) -> int:
+    from vidgraph.defs.ingest_sensor import shard_assets
+    from vidgraph.ingest import incomplete_shards, ledger_shards
+    from vidgraph.storage.store import DatasetStore
+
     instance = _instance()
+
+    # What killed runs left behind (their staging folders) goes first.
+    DatasetStore(_root(args)).clean_stale_staging()
     store, result = _ingest(args, instance)
+    resumed = []
     if args.all_shards:
         todo = ledger_shards(store)
     elif args.shard:
         todo = args.shard
     else:
-        todo = sorted(result.new_shards)
-    defs = build_defs(
-        build_resources(
-            root=_root(args), landing=str(Path(args.landing).resolve()), shard_size=args.shard_size, profile=args.profile
-        )
-    )
+        # New shards, and every shard of the ledger that a killed or failed run left unfinished.
+        resumed = [s for s in incomplete_shards(store, shard_assets(defs.resolve_asset_graph())) if s not in result.new_shards]
+        todo = sorted(set(result.new_shards) | set(resumed))
     job = defs.resolve_job_def("process_shard")
     summary = {"ingest": result.summary(), "shards": {}}
+    if resumed:
+        summary["resumed"] = resumed
     ok = True
     for shard in todo:
+        if stop.is_set():  # Dagster may end the run as failed and swallow _Terminated
+            break
         run = job.execute_in_process(
             instance=instance,
             partition_key=shard,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
         )
+        reinstall()
         assets, checks = {}, {}
         for ev in run.all_events:
             if ev.event_type_value == "ASSET_MATERIALIZATION":
@@ -117,6 +245,11 @@ def cmd_run(args) -> int:
         shard_ok = run.success and all(v != "FAILED" for v in checks.values())
         ok &= shard_ok
         summary["shards"][shard] = {"success": shard_ok, "assets": assets, "checks": checks}
+    if stop.is_set():
+        summary["interrupted"] = "SIGTERM: unfinished shards are resumed by the next run"
+        print(json.dumps(summary, indent=2))
+        print("vidgraph: stopped by SIGTERM; the next run resumes what was not finished", file=sys.stderr)
+        return 143
     summary["totals"] = _totals(store)
     print(json.dumps(summary, indent=2))
     return 0 if ok else 1
@@ -336,7 +469,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         s = with_root(sub.add_parser(name, help=text))
         s.add_argument("landing")
-        s.add_argument("--shard-size", type=int, default=int(os.environ.get("VIDGRAPH_SHARD_SIZE", "8")))
+        # Read from the environment when the command runs (a bad value must not break the parser
+        # of every other command, `vidgraph query` included).
+        s.add_argument("--shard-size", default=None, help="videos per shard (default $VIDGRAPH_SHARD_SIZE or 8)")
+        s.add_argument(
+            "--settle-s", default=None,
+            help="ingest only files unmodified for this many seconds (default $VIDGRAPH_SETTLE_S or 30; "
+            "younger files wait for the next run and are listed as waiting_to_settle)",
+        )
         if name == "run":
             s.add_argument("--shard", action="append", help="(re)run this shard; repeatable")
             s.add_argument("--all-shards", action="store_true", help="(re)run every shard in the ledger")
@@ -390,6 +530,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FileNotFoundError as e:
         print(f"vidgraph: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # a setting (ConfigError) or an argument vidgraph cannot use
+        from vidgraph.config import ConfigError
+
+        if not isinstance(e, ConfigError):
+            raise
+        print(f"vidgraph: configuration error: {e}", file=sys.stderr)
         return 2
 
 

@@ -25,6 +25,21 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".ogv", ".wmv", ".3gp"}
 )
 DEFAULT_SHARD_SIZE = 8  # videos per shard: small enough for a laptop step
+# A file modified less than this long ago may still be uploading or copying: it waits for a later
+# scan (a half-written file would be ingested, fail, and come back as a second version).
+DEFAULT_SETTLE_S = 30.0
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A name as valid UTF-8 text for tables and messages: bytes that are not UTF-8 are shown as
+    ``\\xNN`` (the file system's own spelling is kept losslessly in ``landing_path_bytes``)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def ledger_path(row: dict) -> Path:
+    """The landing path of a ledger row exactly as the file system spells it."""
+    raw = row.get("landing_path_bytes")
+    return Path(os.fsdecode(raw)) if raw else Path(row["landing_path"])
 
 
 @dataclass(frozen=True)
@@ -53,14 +68,15 @@ class ScanResult:
     candidates: list[Candidate] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # relpaths modified too recently (still settling)
 
     def signature(self) -> str:
         """Changes whenever the set of files (or their content) changes: a sensor cursor."""
         h = hashlib.sha256()
         for c in self.candidates:
-            h.update(f"{c.relpath}\0{c.sha256}\n".encode())
+            h.update(f"{c.relpath}\0{c.sha256}\n".encode("utf-8", "surrogateescape"))
         for r in self.rejected:
-            h.update(f"{r.relpath}\0{r.reason}\n".encode())
+            h.update(f"{r.relpath}\0{r.reason}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()[:16]
 
 
@@ -107,7 +123,9 @@ def _hash_regular_file(path: Path, chunk: int = 4 << 20) -> tuple[int, str]:
         os.close(fd)
 
 
-def scan_landing(landing: str | Path, min_age_s: float = 0.0, exclude: tuple[str | Path, ...] = ()) -> ScanResult:
+def scan_landing(
+    landing: str | Path, min_age_s: float = 0.0, exclude: tuple[str | Path, ...] = (), max_bytes: int | None = None
+) -> ScanResult:
     """Find video files under ``landing`` without ever opening anything but regular files.
 
     Symlinks are followed only when they resolve inside the landing zone (symlinked folders are
@@ -115,8 +133,9 @@ def scan_landing(landing: str | Path, min_age_s: float = 0.0, exclude: tuple[str
     block); folders are walked (a folder named ``x.mp4`` is a folder, not an input); hidden
     folders are not walked, and a hidden file with a video extension is reported (``._x.mp4``
     copies of macOS metadata, partial uploads). Files younger than ``min_age_s`` are left for
-    the next scan (they may still be uploading). Folders in ``exclude`` (the dataset root when
-    it lies inside the landing zone) are not walked.
+    the next scan (they may still be uploading; listed in ``waiting``). Folders in ``exclude``
+    (the dataset root when it lies inside the landing zone) are not walked. A file over
+    ``max_bytes`` is refused from its size alone, before a byte of it is read.
     """
     root = Path(landing).resolve()
     if not root.is_dir():
@@ -176,6 +195,10 @@ def scan_landing(landing: str | Path, min_age_s: float = 0.0, exclude: tuple[str
             result.rejected.append(Rejected(rel, f"not a regular file ({_kind(st.st_mode)})"))
             continue
         if min_age_s and now - st.st_mtime < min_age_s:
+            result.waiting.append(rel)
+            continue
+        if max_bytes is not None and st.st_size > max_bytes:
+            result.rejected.append(Rejected(rel, f"file is {st.st_size} bytes, over the limit of {max_bytes} (not read)"))
             continue
         try:
             size, digest = _hash_regular_file(p)
@@ -204,15 +227,19 @@ class IngestResult:
     already_ingested: list[Candidate]
     rejected: list[Rejected]
     scan_signature: str
+    waiting: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {
+        out = {
             "new_shards": {k: len(v) for k, v in self.new_shards.items()},
             "new_videos": sum(len(v) for v in self.new_shards.values()),
             "already_ingested": len(self.already_ingested),
-            "duplicates": [{"path": d.relpath, "same_as": d.same_as} for d in self.duplicates],
-            "rejected": [{"path": r.relpath, "reason": r.reason} for r in self.rejected],
+            "duplicates": [{"path": display_path(d.relpath), "same_as": d.same_as} for d in self.duplicates],
+            "rejected": [{"path": display_path(r.relpath), "reason": r.reason} for r in self.rejected],
         }
+        if self.waiting:
+            out["waiting_to_settle"] = [display_path(w) for w in self.waiting]
+        return out
 
 
 def ingested_hashes(store: DatasetStore) -> set[str]:
@@ -220,22 +247,37 @@ def ingested_hashes(store: DatasetStore) -> set[str]:
     return set(ledger.column("sha256").to_pylist()) if ledger is not None else set()
 
 
-def _ledger_paths(store: DatasetStore) -> dict[str, tuple[set[str], str]]:
-    """sha256 -> (every landing path recorded for it, the relpath of its first ledger row)."""
+def _ledger_paths(store: DatasetStore) -> tuple[dict[str, tuple[set[str], str]], dict[str, str]]:
+    """(sha256 -> (every landing path recorded for it, the relpath of its first ledger row),
+    landing path -> the sha256 last ingested from it)."""
     ledger = read_all(store, "ingest_ledger")
     out: dict[str, tuple[set[str], str]] = {}
+    by_path: dict[str, str] = {}
     if ledger is None:
-        return out
-    for row in sorted(ledger.select(["sha256", "landing_path", "relpath", "ingested_at"]).to_pylist(),
-                      key=lambda r: (r["ingested_at"] or "", r["relpath"] or "")):
+        return out, by_path
+    cols = [c for c in ("sha256", "landing_path", "relpath", "ingested_at", "landing_path_bytes") if c in ledger.column_names]
+    for row in sorted(ledger.select(cols).to_pylist(), key=lambda r: (r["ingested_at"] or "", r["relpath"] or "")):
         paths, first = out.setdefault(row["sha256"], (set(), row["relpath"]))
-        paths.add(row["landing_path"])
-    return out
+        path = str(ledger_path(row))
+        paths.add(path)
+        by_path[path] = row["sha256"]
+    return out, by_path
 
 
 def ledger_shards(store: DatasetStore) -> list[str]:
     ledger = read_all(store, "ingest_ledger")
     return sorted(set(ledger.column("shard").to_pylist())) if ledger is not None else []
+
+
+def incomplete_shards(store: DatasetStore, assets: list[str]) -> list[str]:
+    """Shards of the ledger that lack the table of one of ``assets``: ingested, but a run was
+    killed or failed before every asset was published (a published table is the commit marker
+    of its asset's shard, and each stage writes its quarantine before publishing)."""
+    out = []
+    for shard in ledger_shards(store):
+        if any(not store.exists(store.table_path(a, shard)) for a in assets):
+            out.append(shard)
+    return out
 
 
 def duplicate_reason(same_as: str) -> str:
@@ -258,7 +300,13 @@ def _outside_root(scan: ScanResult, store: DatasetStore, landing: Path) -> ScanR
         [c for c in scan.candidates if not _is_inside(c.path, root) and not inside(c.relpath)],
         [r for r in scan.rejected if not inside(r.relpath)],
         [d for d in scan.duplicates if not inside(d.relpath)],
+        [w for w in scan.waiting if not inside(w)],
     )
+
+
+def changed_reason(new_sha: str, old_sha: str) -> str:
+    return (f"content changed after ingest (now sha256 {new_sha[:12]}, ingested as {old_sha[:12]}): "
+            "the ingested version is kept; give the new content another name to ingest it")
 
 
 def ingest(
@@ -267,25 +315,32 @@ def ingest(
     shard_size: int = DEFAULT_SHARD_SIZE,
     min_age_s: float = 0.0,
     scan: ScanResult | None = None,
+    max_bytes: int | None = None,
 ) -> IngestResult:
     """Record new videos of ``landing`` in the ledger, ``shard_size`` per shard.
 
     Content already in the ledger is not ingested again: the same file at the same path is
     "already ingested"; the same bytes under another name are a duplicate, recorded in the
     quarantine (stage ``ingest``) with the name of the copy that was ingested, like every file
-    the landing scan refused.
+    the landing scan refused. New content at a path already ingested (a file rewritten or still
+    being written when it was ingested) is reported in the quarantine, never ingested a second
+    time under the same name.
     """
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
     landing = Path(landing).resolve()
     exclude = (store.base,) if store.is_local else ()
-    scan = _outside_root(scan or scan_landing(landing, min_age_s=min_age_s, exclude=exclude), store, landing)
-    known = _ledger_paths(store)
+    scan = scan or scan_landing(landing, min_age_s=min_age_s, exclude=exclude, max_bytes=max_bytes)
+    scan = _outside_root(scan, store, landing)
+    known, by_path = _ledger_paths(store)
     fresh: list[Candidate] = []
     old: list[Candidate] = []
     duplicates = list(scan.duplicates)
+    rejected = list(scan.rejected)
     for c in scan.candidates:
-        if c.sha256 not in known:
+        if c.sha256 not in known and str(c.path) in by_path:
+            rejected.append(Rejected(c.relpath, changed_reason(c.sha256, by_path[str(c.path)])))
+        elif c.sha256 not in known:
             fresh.append(c)
         elif str(c.path) in known[c.sha256][0]:
             old.append(c)
@@ -301,18 +356,19 @@ def ingest(
                 {
                     "shard": shard,
                     "sha256": c.sha256,
-                    "landing_path": str(c.path),
-                    "relpath": c.relpath,
+                    "landing_path": display_path(c.path),
+                    "relpath": display_path(c.relpath),
                     "size_bytes": c.size,
                     "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "landing_path_bytes": os.fsencode(c.path),
                 }
                 for c in group
             ],
             schema=LEDGER_SCHEMA,
         )
         store.write_table("ingest_ledger", shard, table)
-    _record_scan_rejections(store, landing, scan.rejected, duplicates)
-    return IngestResult(shards, duplicates, old, scan.rejected, scan.signature())
+    _record_scan_rejections(store, landing, rejected, duplicates)
+    return IngestResult(shards, duplicates, old, rejected, scan.signature(), list(scan.waiting))
 
 
 def _record_scan_rejections(store: DatasetStore, landing: Path, rejected: list[Rejected], duplicates: list[Duplicate] = ()) -> None:
@@ -330,7 +386,7 @@ def _record_scan_rejections(store: DatasetStore, landing: Path, rejected: list[R
     refused += [(d.relpath, duplicate_reason(d.same_as), d.sha256) for d in duplicates]
     rows = []
     for relpath, reason, sha in refused:
-        path = str(landing / relpath)
+        path = display_path(landing / relpath)
         if (path, reason) in have:
             continue
         have.add((path, reason))

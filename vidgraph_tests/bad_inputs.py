@@ -80,6 +80,11 @@ class BadInput:
         assert self.reason_contains is None or self.reason_contains == self.reason_contains.lower()
         assert not self.facts or self.expected == "processed", self.name
 
+    @property
+    def shown(self) -> str:
+        """The relpath as the dataset's tables show it: bytes that are not UTF-8 as ``\\xNN``."""
+        return os.fsencode(self.relpath).decode("utf-8", "backslashreplace")
+
 
 # The corpus, in table order. Files are written by the builders in ``_BUILDERS`` (same names).
 CORPUS: tuple[BadInput, ...] = (
@@ -129,6 +134,10 @@ CORPUS: tuple[BadInput, ...] = (
     ),
     BadInput("too_wide", "too_wide.mp4", "4100x64: wider than the 4096 limit", "quarantined", "resolution"),
     BadInput(
+        "one_pixel", "one_pixel.mp4", "a 1x1 video (MPEG-4 Part 2): too small to cut or caption", "quarantined",
+        "below the minimum 16x16",
+    ),
+    BadInput(
         "hls_playlist", "hls_playlist.mp4",
         "HLS playlist pointing at a FIFO outside the landing zone and at an http URL", "quarantined", "playlist",
     ),
@@ -157,6 +166,10 @@ CORPUS: tuple[BadInput, ...] = (
     BadInput("name_unicode", "ünïcødé 動画.mp4", "non-ASCII name", "processed"),
     BadInput("name_newline", "new\nline.mp4", "a newline in the name", "processed"),
     BadInput("name_dash", "-leading-dash.mp4", "a leading '-' (an option to a command line)", "processed"),
+    BadInput(
+        "name_not_utf8", os.fsdecode(b"caf\xe9 latin-1.mp4"),
+        "a name in Latin-1, not valid UTF-8 (tables show \\xe9; the exact bytes are kept in the ledger)", "processed",
+    ),
     BadInput("name_url", "http:evil.mp4", "a name that parses as a URL", "processed"),
     BadInput("name_traversal", "traversal..\\..\\escape.mp4", "'..' and backslashes in the name", "processed"),
     BadInput(
@@ -351,6 +364,9 @@ def build_corpus(landing: Path, outside: Path, http_url: str = DEFAULT_HTTP_URL)
     _video(at("too_wide"), seed=113, seconds=0.25, width=4100, height=64, audio=False,
            scenes=[Scene(6, "static", seed=113)])
 
+    _video(at("one_pixel"), seed=115, seconds=0.5, width=1, height=1, codec="mpeg4", audio=False,
+           scenes=[Scene(12, "static", seed=115)])
+
     abs_fifo = str(fifo_target.resolve())
     rel_fifo = os.path.relpath(abs_fifo, landing.resolve())
     at("hls_playlist").write_text(hls_playlist_text([abs_fifo, rel_fifo, http_url]))
@@ -367,7 +383,7 @@ def build_corpus(landing: Path, outside: Path, http_url: str = DEFAULT_HTTP_URL)
     _video(at("inside_folder"), seed=114)
 
     for seed, name in enumerate(("name_spaces", "name_unicode", "name_newline", "name_dash", "name_url",
-                                 "name_traversal", "name_dotdot"), start=120):
+                                 "name_traversal", "name_dotdot", "name_not_utf8"), start=120):
         _video(at(name), seed=seed)
     dup = _video(at("duplicate_a"), seed=130)
     at("duplicate_b").write_bytes(dup.read_bytes())
@@ -453,7 +469,7 @@ def markdown_table() -> str:
         "|---:|---|---|---|---|---|---|",
     ]
     for i, b in enumerate(CORPUS, 1):
-        rel = b.relpath.replace("\n", "\\n") + ("/" if b.name == "folder" else "")
+        rel = b.shown.replace("\n", "\\n") + ("/" if b.name == "folder" else "")
         if b.reason_contains:
             detail = f"`{b.reason_contains}`"
         else:

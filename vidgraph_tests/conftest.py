@@ -10,6 +10,9 @@ pytest_plugins = ["vidgraph_tests.conftest_models"]
 
 # Tests use ephemeral instances: the Makefile's DAGSTER_HOME is for the demo and the UI.
 os.environ.pop("DAGSTER_HOME", None)
+# Tests write their landing files a moment before they run: no settle time (the default waits
+# 30 s for files that may still be uploading). Subprocesses inherit it.
+os.environ["VIDGRAPH_SETTLE_S"] = "0"
 
 # Real footage lives beside the checkout (../shared/media); a user's clone has none.
 SHARED_MEDIA = Path(os.environ.get("VIDGRAPH_SHARED_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))

@@ -206,6 +206,7 @@ def test_ledger_entries_that_changed_after_ingest_are_quarantined(tmp_path, chan
     if change == "outside":  # a ledger row whose path leads out of the zone through '..'
         ledger = store.read_table("ingest_ledger", shard).to_pylist()
         ledger[0]["landing_path"] = str(landing / ".." / "outside" / "b.mp4")
+        ledger[0]["landing_path_bytes"] = os.fsencode(ledger[0]["landing_path"])  # the path actually opened
         store.write_table("ingest_ledger", shard, pa.Table.from_pylist(ledger, schema=store.read_table("ingest_ledger", shard).schema))
     elif change == "symlink":  # to a file inside the zone (one outside is "outside the landing zone")
         inside = landing / "sub" / "c.mp4"

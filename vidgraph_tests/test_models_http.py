@@ -27,6 +27,10 @@ class FakeOpenAIServer:
     MODE=hang           sleeps until released (the client must time out)
     MODE=slow           sleeps 0.15 s, then ok (for the concurrency cap)
     MODE=400echo        400 whose body echoes the request's Authorization header
+    MODE=badmessage     200 whose choices[0].message is a string
+    MODE=deep           200 whose body is a JSON list nested 100,000 deep
+    MODE=trickle        200 whose body comes one byte every 0.2 s
+    MODE=huge           200 with a valid 400 kB answer
     """
 
     def __init__(self):
@@ -95,6 +99,24 @@ class FakeOpenAIServer:
                     return self._send(503, {"error": "overloaded"})
                 if mode == "400echo":
                     return self._send(400, {"error": f"bad request from {self.headers.get('Authorization')}"})
+                if mode == "badmessage":
+                    return self._send(200, {"choices": [{"message": "just a string"}]})
+                if mode == "deep":
+                    return self._send(200, b"[" * 100_000 + b"]" * 100_000)
+                if mode == "trickle":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    for _ in range(1000):
+                        if server.release.wait(0.2):
+                            return
+                        try:
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                if mode == "huge":
+                    text = "x" * 400_000
                 if mode == "hang":
                     server.release.wait(5)
                 if mode == "slow":
@@ -217,3 +239,20 @@ def test_key_never_in_describe_or_repr(server):
     blob = json.dumps(m.describe()) + repr(m) + str(m)
     assert SECRET not in blob
     assert m.describe()["base_url"] == server.base_url and m.describe()["backend"] == "openai"
+
+
+def test_malformed_deep_trickling_and_huge_responses_become_row_errors(server):
+    """issue 14, item 9: none of these may escape as an exception or hang past the deadline."""
+    m = _model(server, timeout_s=1.0, max_retries=0)
+    m.max_response_bytes = 300_000
+    t0 = time.monotonic()
+    res = m.generate([[user("MODE=badmessage")], [user("MODE=deep")], [user("MODE=trickle")],
+                      [user("MODE=huge")], [user("MODE=ok fine")]], P)
+    elapsed = time.monotonic() - t0
+    bad, deep, trickle, huge, ok = res
+    assert "malformed response" in bad.error and "not an object" in bad.error
+    assert "malformed response" in deep.error and "nested deeper" in deep.error
+    assert "timeout" in trickle.error
+    assert "malformed response" in huge.error and "over the limit" in huge.error
+    assert ok.ok and ok.text == "echo[MODE=ok fine]"
+    assert elapsed < 3.0  # the trickle is cut at its 1 s deadline, not after 200 s

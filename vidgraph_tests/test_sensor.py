@@ -2,7 +2,8 @@
 
 import shutil
 
-from dagster import DagsterInstance, SkipReason, build_sensor_context
+from dagster import DagsterInstance, DagsterRunStatus, SkipReason, build_sensor_context
+from dagster._core.test_utils import create_run_for_test
 
 from vidgraph.defs.ingest_sensor import landing_sensor
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
@@ -14,7 +15,7 @@ def _evaluate(instance, cursor, landing, root):
     ctx = build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"store": DatasetStoreResource(root=str(root)), "ingest_settings": IngestSettings(landing_dir=str(landing), shard_size=2)},
+        resources={"store": DatasetStoreResource(root=str(root)), "ingest_settings": IngestSettings(landing_dir=str(landing), shard_size=2, min_file_age_s=0)},
     )
     return landing_sensor(ctx)
 
@@ -34,10 +35,16 @@ def test_sensor_adds_shards_and_requests_runs(tmp_path, cut_video):
     ledger = DatasetStore(str(root)).read_table("ingest_ledger", add.partition_keys[0])
     assert ledger.num_rows == 2  # a.mp4 and c.mp4; b.mp4 is a renamed copy of a.mp4
 
-    # Nothing new: the cursor makes the next tick skip.
+    # Nothing new: the next tick asks again only for the shard's first run (the same run key,
+    # which the daemon de-duplicates: a requested run it has not launched yet is not lost) ...
     instance.add_dynamic_partitions("shards", list(add.partition_keys))
     again = _evaluate(instance, result.cursor, landing, root)
-    assert isinstance(again, SkipReason)
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in result.run_requests]
+    assert not again.dynamic_partitions_requests
+    # ... and skips once that run is in progress.
+    create_run_for_test(instance, job_name="process_shard", tags={"dagster/partition": add.partition_keys[0]},
+                        status=DagsterRunStatus.STARTED)
+    assert isinstance(_evaluate(instance, result.cursor, landing, root), SkipReason)
 
     # A new file: exactly one new shard with just that file.
     (landing / "d.mp4").write_bytes(cut_video.read_bytes() + b"\1")

@@ -19,6 +19,7 @@ from vidgraph.defs.metadata import contact_sheet, image_md, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
 from vidgraph.defs.source_videos import accounting, source_videos
+from vidgraph.faults import reraise_if_infrastructure
 from vidgraph.media.decode import iter_video_frames
 from vidgraph.media.probe import open_input
 from vidgraph.media.shots import DETECTORS, ShotDetectorConfig
@@ -135,6 +136,7 @@ def clip_files_decode(context: AssetCheckExecutionContext, store: DatasetStoreRe
             with st.local_copy(st.path(c["path"]), suffix=".mp4") as local, open_input(local) as container:
                 times = [df.t_s for df in iter_video_frames(container, container.streams.video[0])]
         except Exception as e:  # noqa: BLE001 - a failure to decode is the finding
+            reraise_if_infrastructure(e)  # an S3 outage is not a broken clip
             failures.append({"clip_id": c["clip_id"], "problem": f"does not decode: {e}"})
             continue
         frame_s = 1.0 / c["fps"]

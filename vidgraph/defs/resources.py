@@ -16,6 +16,8 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
 
 from vidgraph.captions.audio_captions import AudioConfig
+from vidgraph.config import env_number, shard_size_from_env
+from vidgraph.ingest import DEFAULT_SETTLE_S
 from vidgraph.media.longtake import LongTakeConfig
 from vidgraph.media.probe import InputPolicy
 from vidgraph.storage.store import DatasetStore
@@ -42,7 +44,7 @@ class IngestSettings(ConfigurableResource):
 
     landing_dir: str = DEFAULT_LANDING
     shard_size: int = 8
-    min_file_age_s: float = 0.0
+    min_file_age_s: float = DEFAULT_SETTLE_S  # files modified more recently may still be uploading
     max_bytes: int = InputPolicy.max_bytes
     max_duration_s: float = InputPolicy.max_duration_s
     max_width: int = InputPolicy.max_width
@@ -216,7 +218,8 @@ def build_resources(
         "store": DatasetStoreResource(root=root or _env_or("VIDGRAPH_ROOT", DEFAULT_ROOT)),
         "ingest_settings": IngestSettings(
             landing_dir=landing or _env_or("VIDGRAPH_LANDING", DEFAULT_LANDING),
-            shard_size=shard_size or int(os.environ.get("VIDGRAPH_SHARD_SIZE", "8")),
+            shard_size=shard_size or shard_size_from_env(),
+            min_file_age_s=env_number("VIDGRAPH_SETTLE_S", DEFAULT_SETTLE_S, minimum=0),
         ),
     }
     resources.update(build_release_resources(root))

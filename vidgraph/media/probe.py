@@ -68,6 +68,10 @@ class InputPolicy:
     max_height: int = 4096
     min_duration_s: float = 0.0
     decode_timeout_s: float = 1800.0
+    # Smaller frames cannot be cut into H.264 4:2:0 clips (a 1x1 video failed deep in the
+    # encoder with "Errno 95") and carry nothing to caption.
+    min_width: int = 16
+    min_height: int = 16
 
 
 @dataclass
@@ -162,6 +166,11 @@ def probe_video(path: str | Path, policy: InputPolicy = InputPolicy(), sha256: s
         if cc.width > policy.max_width or cc.height > policy.max_height:
             raise InputRejected(
                 f"resolution {cc.width}x{cc.height} is above the limit {policy.max_width}x{policy.max_height}"
+            )
+        if cc.width < policy.min_width or cc.height < policy.min_height:
+            raise InputRejected(
+                f"resolution {cc.width}x{cc.height} is below the minimum {policy.min_width}x{policy.min_height}: "
+                "too small to cut into clips or to caption"
             )
         duration = _duration_s(c, vs)
         if duration <= 0:

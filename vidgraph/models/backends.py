@@ -575,7 +575,15 @@ class OpenAIChatModel(ChatModel):
     Retries 429, 5xx, timeouts and connection errors with exponential backoff (``backoff_s * 2**n``,
     or the server's ``Retry-After`` when longer, capped at ``max_backoff_s``). Runs at most
     ``max_concurrency`` requests at once. The API key is only ever sent in the Authorization header.
+
+    An endpoint is not trusted either: each attempt has a total deadline of ``timeout_s`` (not
+    just a per-read timeout, which a server trickling a byte at a time never trips), a response
+    body is read up to ``max_response_bytes`` and nested at most ``max_json_depth`` deep, and it
+    must have the chat-completion shape; anything else becomes the row's error.
     """
+
+    max_response_bytes = 8 << 20
+    max_json_depth = 32
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, max_concurrency: int = 4,
                  timeout_s: float = 60.0, max_retries: int = 3, backoff_s: float = 0.5, revision: str = "",
@@ -646,14 +654,13 @@ class OpenAIChatModel(ChatModel):
         attempts = self.max_retries + 1
         for attempt in range(attempts):
             try:
-                resp = self._client.post(url, json=body)
-                if resp.status_code == 429 or resp.status_code >= 500:
-                    raise _RetryableError(f"HTTP {resp.status_code}: {resp.text[:200]}",
-                                          _retry_after(resp.headers.get("retry-after")))
-                if resp.status_code >= 400:
-                    return self._result(error=self._scrub(f"HTTP {resp.status_code}: {resp.text[:300]}"),
+                status, headers, raw = self._post(url, body)
+                if status == 429 or status >= 500:
+                    raise _RetryableError(f"HTTP {status}: {_text(raw, 200)}", _retry_after(headers.get("retry-after")))
+                if status >= 400:
+                    return self._result(error=self._scrub(f"HTTP {status}: {_text(raw, 300)}"),
                                         latency_s=time.perf_counter() - t0)
-                text = _parse_completion(resp.json())
+                text = _parse_completion(_loads_bounded(raw, self.max_json_depth))
                 extra = {"attempts": attempt + 1}
                 return self._result(text=text, latency_s=time.perf_counter() - t0, extra=extra)
             except _RetryableError as e:
@@ -662,7 +669,7 @@ class OpenAIChatModel(ChatModel):
                 last, retry_after = f"timeout after {self.timeout_s}s ({type(e).__name__})", None
             except httpx.TransportError as e:
                 last, retry_after = f"connection error ({type(e).__name__}: {e})", None
-            except (ValueError, KeyError, IndexError, TypeError) as e:
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
                 return self._result(error=self._scrub(f"malformed response: {_short_error(e, 200)}"),
                                     latency_s=time.perf_counter() - t0)
             if attempt + 1 < attempts:
@@ -674,6 +681,57 @@ class OpenAIChatModel(ChatModel):
                             latency_s=time.perf_counter() - t0)
 
 
+    def _post(self, url: str, body: dict) -> tuple[int, Any, bytes]:
+        """POST and read the answer within ``timeout_s`` in total and ``max_response_bytes``."""
+        import httpx
+
+        deadline = time.monotonic() + self.timeout_s
+        # Each read waits at most what is left of the deadline, and the deadline is checked
+        # after every chunk: a trickling server cannot stretch one request.
+        with self._client.stream("POST", url, json=body, timeout=httpx.Timeout(self.timeout_s)) as resp:
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_response_bytes:
+                raise ValueError(f"response of {declared} bytes is over the limit of {self.max_response_bytes}")
+            data = bytearray()
+            for chunk in resp.iter_bytes():  # decoded chunk by chunk: a gzip bomb is bounded too
+                data += chunk
+                if len(data) > self.max_response_bytes:
+                    raise ValueError(f"response over the limit of {self.max_response_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"no complete response within {self.timeout_s}s")
+            return resp.status_code, resp.headers, bytes(data)
+
+
+def _text(raw: bytes, limit: int) -> str:
+    return raw[:limit].decode("utf-8", "replace")
+
+
+def _loads_bounded(raw: bytes, max_depth: int):
+    """JSON with at most ``max_depth`` levels of nesting, checked before parsing (a 100k-deep
+    document would otherwise end in a RecursionError inside the parser)."""
+    if raw.count(b"[") + raw.count(b"{") <= max_depth:
+        return json.loads(raw)
+    depth = 0
+    in_string = escaped = False
+    for b in raw:  # bytes: one pass, no decoding
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            if depth > max_depth:
+                raise ValueError(f"response nested deeper than {max_depth} levels")
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return json.loads(raw)
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -683,12 +741,27 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _parse_completion(data: dict) -> str:
-    msg = data["choices"][0]["message"]
+def _parse_completion(data) -> str:
+    """The text of a chat completion, checked against the shape the API promises:
+    ``{"choices": [{"message": {"content": str | [{"text": str}, ...]}}]}``."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError("'choices' is missing or not a non-empty list")
+    choice = choices[0]
+    msg = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(msg, dict):
+        raise ValueError(f"'choices[0].message' is not an object (got {type(msg).__name__})")
     content = msg.get("content")
     if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        if not all(isinstance(t, str) for t in parts if t is not None):
+            raise ValueError("a content part's 'text' is not a string")
+        content = "".join(t for t in parts if t)
     if content is None:
         raise ValueError("no content in the first choice")
-    return str(content).strip()
+    if not isinstance(content, str):
+        raise ValueError(f"'content' is not a string (got {type(content).__name__})")
+    return content.strip()
 

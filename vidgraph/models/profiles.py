@@ -152,7 +152,60 @@ def profile_names(path: Path | None = None) -> list[str]:
 
 
 def default_profile_name() -> str:
-    return os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    """``$VIDGRAPH_PROFILE``, else the profiles file's ``default:``, else ``tiny`` when the file
+    has it, else its only profile (a file of one's own need not define ``tiny``)."""
+    if os.environ.get(PROFILE_ENV):
+        return os.environ[PROFILE_ENV]
+    try:
+        data = _raw_profiles()
+    except (OSError, yaml.YAMLError):
+        return DEFAULT_PROFILE  # load_profile reports the file's problem
+    names = sorted((data.get("profiles") or {}) if isinstance(data, dict) else {})
+    default = data.get("default") if isinstance(data, dict) else None
+    if isinstance(default, str) and default in names:
+        return default
+    if DEFAULT_PROFILE in names or len(names) != 1:
+        return DEFAULT_PROFILE
+    return names[0]
+
+
+# Caption settings that must be positive numbers (a zero segment length would divide by zero
+# after every video is decoded), and those that may be zero.
+_POSITIVE = ("dense_segment_s", "max_dense_images", "max_keyframes", "max_words", "repetition_n")
+_NON_NEGATIVE = ("min_words", "max_repetition")
+_SPEC_NUMBERS = {"batch_size": 1, "max_concurrency": 1, "timeout_s": 0.001, "max_retries": 0, "backoff_s": 0}
+
+
+def validate_profile(profile: "Profile") -> "Profile":
+    """Check the numbers of a profile before anything runs; ``ValueError`` names the bad one."""
+    where = f"profile {profile.name!r}"
+
+    def number(key: str, value, minimum: float, strict: bool = False) -> None:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+        if not ok or value < minimum or (strict and value <= minimum):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            raise ValueError(f"{where}: {key} must be a number {bound}, got {value!r}")
+
+    for key in _POSITIVE:
+        if profile.captions.get(key) is not None:
+            number(f"captions.{key}", profile.captions[key], 0, strict=True)
+    for key in _NON_NEGATIVE:
+        if profile.captions.get(key) is not None:
+            number(f"captions.{key}", profile.captions[key], 0)
+    c = profile.captions
+    if isinstance(c.get("min_words"), int | float) and isinstance(c.get("max_words"), int | float) and c["min_words"] > c["max_words"]:
+        raise ValueError(f"{where}: captions.min_words ({c['min_words']}) is above captions.max_words ({c['max_words']})")
+    g = profile.generation
+    number("generation.max_new_tokens", g.max_new_tokens, 1)
+    number("generation.temperature", g.temperature, 0)
+    number("generation.top_p", g.top_p, 0, strict=True)
+    for role in ROLES:
+        spec = profile.spec(role)
+        if spec.backend == "openai" and not spec.base_url:
+            raise ValueError(f"{where}, {role}: the openai backend needs a base_url")
+        for key, minimum in _SPEC_NUMBERS.items():
+            number(f"{role}.{key}", getattr(spec, key), minimum)
+    return profile
 
 
 def _spec(role: str, raw: dict[str, Any], profile: str) -> ModelSpec:
@@ -189,6 +242,10 @@ def load_profile(name: str | None = None, *, resolve: bool = True, path: Path | 
     optional = {r: _spec(r, raw[r], name) for r in OPTIONAL_ROLES if raw.get(r)}
     if resolve:
         optional = {r: s.resolved() for r, s in optional.items()}
+    known_gen = {f.name for f in fields(GenerationParams)}
+    if set(raw.get("generation") or {}) - known_gen:
+        raise ValueError(f"profile {name!r}, generation: unknown keys {sorted(set(raw['generation']) - known_gen)}; "
+                         f"allowed: {sorted(known_gen)}")
     gen = GenerationParams(**(raw.get("generation") or {}))
-    return Profile(name=name, description=str(raw.get("description", "")).strip(), generation=gen,
-                   captions=dict(raw.get("captions") or {}), **specs, **optional)
+    return validate_profile(Profile(name=name, description=str(raw.get("description", "")).strip(), generation=gen,
+                                    captions=dict(raw.get("captions") or {}), **specs, **optional))

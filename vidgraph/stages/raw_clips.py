@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vidgraph.faults import reraise_if_infrastructure
 from vidgraph.media.analysis import AnalysisConfig, VideoAnalysis, analyze_video
 from vidgraph.media.cutting import ClipEncoding, ClipFile, cut_clips
 from vidgraph.media.probe import InputPolicy, InputRejected
@@ -116,6 +117,7 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
                 quarantined.append(quarantine_row(video["landing_path"], e.reason, ASSET, shard, video["sha256"], vid))
                 continue
             except Exception as e:  # noqa: BLE001 - a video the decoder chokes on must not stop the shard
+                reraise_if_infrastructure(e)  # S3/network/disk faults retry the step; they are not the file's
                 quarantined.append(
                     quarantine_row(video["landing_path"], f"decode failed: {type(e).__name__}: {e}", ASSET, shard, video["sha256"], vid)
                 )
@@ -153,9 +155,9 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
         pq.write_table(pa.Table.from_pylist(keyframe_rows, schema=VIDEO_KEYFRAMES_SCHEMA), staging / f"{VIDEO_KEYFRAMES_TABLE}.parquet")
         # The asset's own table last: it marks the shard complete.
         pq.write_table(table, staging / f"{ASSET}.parquet", compression="zstd")
+        qtable = pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA)
+        store.write_table("quarantine", shard, qtable, name=ASSET)  # before publishing: see source_videos
         store.publish_shard(ASSET, shard, staging)
-    qtable = pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA)
-    store.write_table("quarantine", shard, qtable, name=ASSET)
     return StageResult(table, qtable, inputs=len(videos))
 
 

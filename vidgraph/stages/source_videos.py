@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vidgraph.faults import reraise_if_infrastructure
+from vidgraph.ingest import ledger_path
 from vidgraph.media.probe import InputPolicy, InputRejected, probe_video
 from vidgraph.storage.schemas import QUARANTINE_SCHEMA, SOURCE_VIDEOS_SCHEMA
 from vidgraph.storage.store import DatasetStore
@@ -174,11 +176,11 @@ def build_source_videos(
     landing = Path(landing_root).resolve() if landing_root else None
     with store.staging_dir() as staging:
         for entry in ledger:
-            path = Path(entry["landing_path"])
+            path = ledger_path(entry)  # the name as the file system spells it (may not be UTF-8)
             vid = video_id_for(entry["sha256"])
 
             def reject(reason: str) -> None:
-                quarantined.append(quarantine_row(str(path), reason, ASSET, shard, entry["sha256"], vid))
+                quarantined.append(quarantine_row(entry["landing_path"], reason, ASSET, shard, entry["sha256"], vid))
 
             problem = landing_problem(path, landing)
             if problem:
@@ -196,6 +198,7 @@ def build_source_videos(
                 reject(e.reason)
                 continue
             except Exception as e:  # noqa: BLE001 - one bad file must never stop the shard
+                reraise_if_infrastructure(e)  # S3/network/disk faults retry the step; they are not the file's
                 reject(f"probe failed: {type(e).__name__}: {e}")
                 continue
             row = probe.as_row()
@@ -207,14 +210,16 @@ def build_source_videos(
                     "video_id": vid,
                     "shard": shard,
                     "relpath": entry["relpath"],
-                    "landing_path": str(path),
+                    "landing_path": entry["landing_path"],
                     "media_path": media_rel,
                 }
             )
         rows.sort(key=lambda r: r["video_id"])
         table = pa.Table.from_pylist(rows, schema=SOURCE_VIDEOS_SCHEMA)
         pq.write_table(table, staging / f"{ASSET}.parquet", compression="zstd")
+        # The quarantine before the asset: a kill between the two leaves the shard unpublished
+        # (resumed by the next run), never published with its quarantine missing.
+        qtable = pa.Table.from_pylist(sorted(quarantined, key=lambda r: r["path"]), schema=QUARANTINE_SCHEMA)
+        store.write_table("quarantine", shard, qtable, name=ASSET)
         store.publish_shard(ASSET, shard, staging)
-    qtable = pa.Table.from_pylist(sorted(quarantined, key=lambda r: r["path"]), schema=QUARANTINE_SCHEMA)
-    store.write_table("quarantine", shard, qtable, name=ASSET)
     return StageResult(table, qtable, inputs=len(ledger))

@@ -10,6 +10,9 @@ LEDGER_SCHEMA = pa.schema(
         ("relpath", pa.string()),
         ("size_bytes", pa.int64()),
         ("ingested_at", pa.string()),
+        # The path as the file system spells it (os.fsencode): lossless where the name is not
+        # valid UTF-8; landing_path and relpath then show the odd bytes as \xNN.
+        ("landing_path_bytes", pa.binary()),
     ]
 )
 

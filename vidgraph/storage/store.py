@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +25,12 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+
+STAGING_PREFIX = ".staging-"
+STALE_STAGING_AGE_S = 24 * 3600.0
+# Staging folders are named .staging-HOST-PID-random ('-' in the host name becomes '_').
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")
 
 
 @dataclass(frozen=True)
@@ -252,13 +261,60 @@ class DatasetStore:
     @contextlib.contextmanager
     def staging_dir(self) -> Iterator[Path]:
         """A scratch folder for media being produced; on the root's own disk when local,
-        so finished files move into place with a rename."""
+        so finished files move into place with a rename. Its name carries the host and process
+        id, so that a later run can tell the folder of a killed process from a live one."""
+        owner = f"{_HOST}-{os.getpid()}-"
         if self.is_local:
             Path(self.base).mkdir(parents=True, exist_ok=True)
-            d = tempfile.mkdtemp(prefix=".staging-", dir=self.base)
+            d = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{owner}", dir=self.base)
         else:
-            d = tempfile.mkdtemp(prefix="vidgraph-staging-")
+            d = tempfile.mkdtemp(prefix=f"vidgraph-staging-{owner}")
         try:
             yield Path(d)
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+    def clean_stale_staging(self, max_age_s: float = STALE_STAGING_AGE_S) -> list[str]:
+        """Remove what killed processes left behind: staging folders whose process (on this host)
+        is gone, or that are older than ``max_age_s`` (another host's, or an unknown owner's), and
+        the ``.trash-*`` of an interrupted publish. Returns the paths removed."""
+        removed = []
+        now = time.time()
+        places = [(Path(self.base), STAGING_PREFIX)] if self.is_local else []
+        places.append((Path(tempfile.gettempdir()), "vidgraph-staging-"))
+        for folder, prefix in places:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for e in entries:
+                trash = self.is_local and folder == Path(self.base) and e.name.startswith(".trash-")
+                if not (trash or e.name.startswith(prefix)) or not e.is_dir(follow_symlinks=False):
+                    continue
+                if trash or _owner_gone(e.name[len(prefix):]) or _age(e.path, now) > max_age_s:
+                    shutil.rmtree(e.path, ignore_errors=True)
+                    removed.append(e.path)
+        return removed
+
+
+
+def _owner_gone(tail: str) -> bool:
+    """True when ``HOST-PID-random`` names a process of this host that no longer runs."""
+    host, sep, rest = tail.partition("-")
+    pid = rest.split("-", 1)[0]
+    if not sep or host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it runs, as someone else
+        return False
+    return False
+
+
+def _age(path: str, now: float) -> float:
+    try:
+        return now - os.stat(path, follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
