@@ -55,8 +55,8 @@ class AudioConfig:
     tagger_hop_s: float = 1.0
     pulse_floor: float = 0.25  # onset periodicity below this is no evidence of a beat
     pulse_span: float = 0.2  # ... and this far above it, full evidence
-    tonality_floor: float = 0.6
-    tonality_span: float = 0.3
+    tonality_floor: float = 0.5  # whitened-spectrum tonality of noise is about 0.4-0.5
+    tonality_span: float = 0.2
     context_s: float = 2.5
     min_segment_s: float = 0.3
     music_tag_threshold: float = 0.1
