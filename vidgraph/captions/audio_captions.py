@@ -53,8 +53,8 @@ class AudioConfig:
     tagger_weight: float = 0.5
     tagger_window_s: float = 2.0
     tagger_hop_s: float = 1.0
-    pulse_floor: float = 0.25  # onset periodicity below this is no evidence of a beat
-    pulse_span: float = 0.2  # ... and this far above it, full evidence
+    pulse_floor: float = 0.2  # onset periodicity below this is no evidence of a beat
+    pulse_span: float = 0.15  # ... and this far above it, full evidence
     tonality_floor: float = 0.5  # whitened-spectrum tonality of noise is about 0.4-0.5
     tonality_span: float = 0.2
     context_s: float = 2.5
