@@ -146,6 +146,24 @@ def _to_grid(values: np.ndarray, src_hop_s: float, n: int, hop_s: float, reduce=
     return out
 
 
+def music_features_blocked(x: np.ndarray, sr: int, hop_s: float, n: int, context_s: float = 2.5,
+                           block_s: float = 60.0) -> dict[str, np.ndarray]:
+    """:func:`music_features` computed ``block_s`` at a time with 3 s of context on each side, so a
+    long take's spectrogram never exists whole (memory stays at one block's worth)."""
+    hop = int(round(hop_s * sr))
+    per_block, ctx = max(1, int(round(block_s / hop_s))), int(round(3.0 / hop_s))
+    if n <= per_block + 2 * ctx:
+        return music_features(x, sr, hop_s, n, context_s)
+    out = {k: np.zeros(n) for k in ("tonality", "pulse", "modulation")}
+    for i0 in range(0, n, per_block):
+        i1 = min(n, i0 + per_block)
+        f0, f1 = max(0, i0 - ctx), min(n, i1 + ctx)
+        part = music_features(x[f0 * hop: f1 * hop], sr, hop_s, f1 - f0, context_s)
+        for k in out:
+            out[k][i0:i1] = part[k][i0 - f0: i1 - f0]
+    return out
+
+
 def music_features(x: np.ndarray, sr: int, hop_s: float, n: int, context_s: float = 2.5) -> dict[str, np.ndarray]:
     """Per-frame evidence of music from the signal alone (librosa), on ``n`` frames of ``hop_s``.
 
@@ -221,6 +239,9 @@ def estimate_tempo(x: np.ndarray, sr: int) -> float | None:
 
     if len(x) < sr * 2:
         return None
+    if len(x) > sr * 60:  # the middle minute is enough to time a beat, and bounds the memory
+        mid = len(x) // 2
+        x = x[mid - sr * 30: mid + sr * 30]
     hop = int(round(sr * 0.01))
     S = power_spectrogram(np.asarray(x, np.float32), 1024, hop)
     onset = librosa.onset.onset_strength(S=librosa.power_to_db(S), sr=sr, hop_length=hop)
