@@ -384,6 +384,14 @@ def cmd_audio(args) -> int:
     cfg = AudioConfig()
     audio, analysis, audio_error, error = analyze_file(args.file, args.start, args.end, models, cfg)
     duration = (args.end - args.start) if args.end is not None else (audio.duration_s if audio else 0.0)
+    if args.end is None and not (audio and audio.has_audio):  # no sound to measure: the file's length
+        import av
+
+        try:
+            with av.open(args.file) as c:
+                duration = max(0.0, (c.duration or 0) / 1_000_000 - args.start)
+        except av.error.FFmpegError:
+            pass
     music, captions, errors = caption_analyses([analysis], models.llm, profile.generation, cfg)
     has_audio = bool(audio and audio.has_audio) or "AudioDecodeError" in audio_error
     out = {"file": str(args.file), "start_s": args.start, "duration_s": round(duration, 3), "has_audio": has_audio,

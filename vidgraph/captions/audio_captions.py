@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..media.audio import SAMPLE_RATE, estimate_tempo, frame_dbfs, level_dbfs, music_features
+from ..media.audio import SAMPLE_RATE, estimate_tempo, frame_dbfs, level_dbfs, music_features_blocked
 from ..models.asr import AsrResult, HallucinationThresholds, SpeechRecognizer, merge_spans
 from ..models.audio_tagger import AudioTagger, is_music_tag, music_index
 from ..models.backends import ChatMessage, ChatModel, GenerationParams, Request, TextPart
@@ -53,10 +53,10 @@ class AudioConfig:
     tagger_weight: float = 0.5
     tagger_window_s: float = 2.0
     tagger_hop_s: float = 1.0
-    pulse_floor: float = 0.25  # onset periodicity below this is no evidence of a beat
-    pulse_span: float = 0.2  # ... and this far above it, full evidence
-    tonality_floor: float = 0.6
-    tonality_span: float = 0.3
+    pulse_floor: float = 0.2  # onset periodicity below this is no evidence of a beat
+    pulse_span: float = 0.15  # ... and this far above it, full evidence
+    tonality_floor: float = 0.5  # whitened-spectrum tonality of noise is about 0.4-0.5
+    tonality_span: float = 0.2
     context_s: float = 2.5
     min_segment_s: float = 0.3
     music_tag_threshold: float = 0.1
@@ -198,7 +198,7 @@ def build_timeline(x: np.ndarray, duration_s: float, vad_probs: np.ndarray, cfg:
         is_speech |= (centres >= a) & (centres < b)
     if len(vad_probs):
         speech_prob = vad_probs[np.clip((centres / chunk_s).astype(int), 0, len(vad_probs) - 1)]
-    feats = music_features(x, SAMPLE_RATE, hop, n, cfg.context_s)
+    feats = music_features_blocked(x, SAMPLE_RATE, hop, n, cfg.context_s)
     tonal = np.clip((_fill_from_active(feats["tonality"], loud) - cfg.tonality_floor) / cfg.tonality_span, 0, 1)
     pulse = np.clip((feats["pulse"] - cfg.pulse_floor) / cfg.pulse_span, 0, 1) * feats["modulation"]
     w = cfg.tagger_weight if tagger_music is not None else 0.0

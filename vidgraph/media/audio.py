@@ -146,11 +146,31 @@ def _to_grid(values: np.ndarray, src_hop_s: float, n: int, hop_s: float, reduce=
     return out
 
 
+def music_features_blocked(x: np.ndarray, sr: int, hop_s: float, n: int, context_s: float = 2.5,
+                           block_s: float = 60.0) -> dict[str, np.ndarray]:
+    """:func:`music_features` computed ``block_s`` at a time with 3 s of context on each side, so a
+    long take's spectrogram never exists whole (memory stays at one block's worth)."""
+    hop = int(round(hop_s * sr))
+    per_block, ctx = max(1, int(round(block_s / hop_s))), int(round(3.0 / hop_s))
+    if n <= per_block + 2 * ctx:
+        return music_features(x, sr, hop_s, n, context_s)
+    out = {k: np.zeros(n) for k in ("tonality", "pulse", "modulation")}
+    for i0 in range(0, n, per_block):
+        i1 = min(n, i0 + per_block)
+        f0, f1 = max(0, i0 - ctx), min(n, i1 + ctx)
+        part = music_features(x[f0 * hop: f1 * hop], sr, hop_s, f1 - f0, context_s)
+        for k in out:
+            out[k][i0:i1] = part[k][i0 - f0: i1 - f0]
+    return out
+
+
 def music_features(x: np.ndarray, sr: int, hop_s: float, n: int, context_s: float = 2.5) -> dict[str, np.ndarray]:
     """Per-frame evidence of music from the signal alone (librosa), on ``n`` frames of ``hop_s``.
 
-    * ``tonality``: 1 - spectral flatness (median over the frame): a tone, a chord or a pitched
-      drum is near 1, white noise about 0.45.
+    * ``tonality``: 1 - spectral flatness of the *whitened* spectrum (the power spectrum over its
+      own moving average across ~0.5 kHz), median over the frame: sharp spectral peaks (a tone, a
+      chord, a pitched drum, a voice) give about 1; noise of any colour (white hiss, low rumble)
+      is smooth, so its whitened spectrum is flat, about 0.5.
     * ``pulse``: how periodic the onset-strength envelope is in a ``context_s`` window centred
       on the frame: the peak of its autocorrelation (normalised by lag 0) at beat periods of
       0.25-1 s (60-240 BPM, so a kick-snare bar counts). A beat repeats, noise does not; it takes two beats in the window,
@@ -168,7 +188,11 @@ def music_features(x: np.ndarray, sr: int, hop_s: float, n: int, context_s: floa
         z = np.zeros(n)
         return {"tonality": z, "pulse": z, "modulation": z}
     S = power_spectrogram(np.asarray(x, np.float32), 1024, stft_hop)
-    flat = librosa.feature.spectral_flatness(S=S, power=1.0)[0]
+    from scipy.ndimage import uniform_filter1d
+
+    smooth = uniform_filter1d(S, size=31, axis=0, mode="nearest")
+    flat = librosa.feature.spectral_flatness(S=S / np.maximum(smooth, 1e-10), power=1.0)[0]
+    del smooth
     # Square root: a loud snare must not drown the kicks between its hits.
     onset = np.sqrt(librosa.onset.onset_strength(S=librosa.power_to_db(S), sr=sr, hop_length=stft_hop))
     tonality = 1.0 - _to_grid(flat, step, n, hop_s)
@@ -194,14 +218,19 @@ def music_features(x: np.ndarray, sr: int, hop_s: float, n: int, context_s: floa
     return {"tonality": tonality, "pulse": pulse, "modulation": modulation}
 
 
-def power_spectrogram(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """|STFT|^2 (freq x frames), centred Hann frames as librosa.stft, with numpy's FFT: librosa's
-    own stft pays seconds of numba compilation on its first call in every process."""
+def power_spectrogram(x: np.ndarray, n_fft: int, hop: int, block: int = 4096) -> np.ndarray:
+    """|STFT|^2 (freq x frames, float32), centred Hann frames as librosa.stft, with numpy's FFT in
+    blocks of ``block`` frames: librosa's stft pays seconds of numba compilation on its first call
+    in every process, and one FFT over a 10-minute take would hold gigabytes of intermediates."""
     pad = np.pad(x, (n_fft // 2, n_fft // 2), mode="reflect" if len(x) > n_fft // 2 else "constant")
     n = 1 + (len(pad) - n_fft) // hop
-    frames = np.lib.stride_tricks.as_strided(pad, (n, n_fft), (pad.strides[0] * hop, pad.strides[0]))
+    frames = np.lib.stride_tricks.as_strided(pad, (n, n_fft), (pad.strides[0] * hop, pad.strides[0]), writeable=False)
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    return (np.abs(np.fft.rfft(frames * window, axis=1)) ** 2).T.astype(np.float32)
+    out = np.empty((n_fft // 2 + 1, n), np.float32)
+    for a in range(0, n, block):
+        spec = np.fft.rfft(frames[a:a + block] * window, axis=1)
+        out[:, a:a + block] = (spec.real ** 2 + spec.imag ** 2).T
+    return out
 
 
 def estimate_tempo(x: np.ndarray, sr: int) -> float | None:
@@ -210,6 +239,9 @@ def estimate_tempo(x: np.ndarray, sr: int) -> float | None:
 
     if len(x) < sr * 2:
         return None
+    if len(x) > sr * 60:  # the middle minute is enough to time a beat, and bounds the memory
+        mid = len(x) // 2
+        x = x[mid - sr * 30: mid + sr * 30]
     hop = int(round(sr * 0.01))
     S = power_spectrogram(np.asarray(x, np.float32), 1024, hop)
     onset = librosa.onset.onset_strength(S=librosa.power_to_db(S), sr=sr, hop_length=hop)
