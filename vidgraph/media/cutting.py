@@ -29,7 +29,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidgraph.media.decode import DecodeTimeout, iter_video_frames
+from vidgraph.media.decode import MAX_FRAME_GAP_S, DecodeTimeout, iter_video_frames, sane_rate
 from vidgraph.media.probe import InputRejected, open_input
 from vidgraph.media.shots import Shot
 
@@ -257,7 +257,7 @@ def _cut_reencode(source, shots, out_paths, encoding, deadline, decode_timeout_s
         try:
             frames = iter_video_frames(container, stream, timeout_s=decode_timeout_s)
             tb = stream.time_base or Fraction(1, 90000)
-            fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+            fps = sane_rate(stream)
             pending = None
             for shot, out_path in zip(shots, out_paths):
                 writer = None
@@ -417,6 +417,7 @@ def smart_plan(source: str | Path, shots: Sequence[Shot] = ()) -> SmartPlan | No
         ps = _parameter_sets(cc.name, bytes(cc.extradata or b""))
         if ps is None:
             return None
+        tb = s.time_base or Fraction(1, 90000)
         pts, dts, keys = [], [], []
         for p in c.demux(s):
             if p.size == 0:
@@ -432,6 +433,8 @@ def smart_plan(source: str | Path, shots: Sequence[Shot] = ()) -> SmartPlan | No
     sorted_pts = np.asarray(pts, dtype=np.int64)[order]
     if np.any(np.diff(sorted_pts) <= 0):
         return None
+    if len(sorted_pts) > 1 and float(np.diff(sorted_pts).max() * tb) > MAX_FRAME_GAP_S:
+        return None  # the decode clamps such a gap; copied packets would keep it
     if shots and shots[-1].end_frame > len(pts):
         return None
     rank = np.empty(len(pts), dtype=np.int64)
@@ -486,7 +489,7 @@ class _Segment:
         cc = stream.codec_context
         self.ctx.width, self.ctx.height, self.ctx.pix_fmt = cc.width, cc.height, cc.pix_fmt
         self.ctx.time_base = stream.time_base
-        self.ctx.framerate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        self.ctx.framerate = sane_rate(stream)
         if name == "libx264":
             # No B-frames: packets come out in presentation order, so dts = pts - offset stays
             # below the next copied keyframe's dts. SPS/PPS are repeated in-band.

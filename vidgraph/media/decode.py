@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import cv2
@@ -53,6 +54,15 @@ class DecodedFrame:
     frame: av.VideoFrame
 
 
+def sane_rate(stream) -> Fraction:
+    """The stream's frame rate, or a plausible one (its base rate, else 25) when the average
+    comes from absurd timestamps (two frames an hour apart give 0.0006 fps)."""
+    for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if r and 1 <= r <= 1000:
+            return Fraction(r)
+    return Fraction(25)
+
+
 def iter_video_frames(container, stream, timeout_s: float | None = None) -> Iterator[DecodedFrame]:
     """Decode every frame of ``stream`` in presentation order, skipping damaged packets.
 
@@ -62,7 +72,7 @@ def iter_video_frames(container, stream, timeout_s: float | None = None) -> Iter
     (``frame_size_limit``), and the timeout is checked every 32 frames.
     """
     max_w, max_h = _FRAME_LIMIT
-    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    rate = float(sane_rate(stream))
     tb = stream.time_base
     start = time.monotonic()
     index = 0
