@@ -154,7 +154,10 @@ def build_resources(
         "llm": models.llm.resource(),
         "caption_settings": CaptionSettings(profile=name),
         "long_take_settings": LongTakeSettings(),
-        "clip_file_settings": ClipFileSettings(clip_files=os.environ.get("VIDGRAPH_CLIP_FILES", "passing")),
+        "clip_file_settings": ClipFileSettings(
+            clip_files=os.environ.get("VIDGRAPH_CLIP_FILES", "passing"),
+            isolate_decoding=os.environ.get("VIDGRAPH_ISOLATE_DECODING", "1") not in ("0", "off", "false"),
+        ),
         "clip_scorer": ClipScorerResource(enabled=os.environ.get("VIDGRAPH_CLIP_SCORER", "") not in ("", "0", "off")),
         "store": DatasetStoreResource(root=root or _env_or("VIDGRAPH_ROOT", DEFAULT_ROOT)),
         "ingest_settings": IngestSettings(
