@@ -18,7 +18,7 @@ from typing import Any
 
 from vidgraph.media.probe import InputRejected
 
-PRELOAD = ["vidgraph.media.analysis", "vidgraph.media.cutting"]
+PRELOAD = ["vidgraph.media.jobs"]
 _lock = threading.Lock()
 _ctx = None
 

@@ -22,10 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vidgraph.media.analysis import AnalysisConfig, VideoAnalysis, analyze_video
-from vidgraph.media.cutting import ClipEncoding, ClipFile, audio_problem, cut_clips
-from vidgraph.media.decode import frame_size_limit
+from vidgraph.media.analysis import AnalysisConfig, VideoAnalysis
+from vidgraph.media.cutting import ClipEncoding
 from vidgraph.media.isolate import run_isolated
+from vidgraph.media.jobs import analyze_job, cut_job  # noqa: F401 - run in the media worker; re-exported
 from vidgraph.media.probe import InputPolicy, InputRejected
 from vidgraph.media.shots import ShotDetectorConfig
 from vidgraph.stages.source_videos import StageResult, quarantine_row
@@ -56,19 +56,6 @@ class RawClipsSettings:
 def worker_deadline_s(policy: InputPolicy) -> float:
     """Hard limit for one worker job: the decode limit (checked inside) with room to spare."""
     return policy.decode_timeout_s * 1.5 + 60.0
-
-
-def analyze_job(local: str, detector: ShotDetectorConfig, analysis: AnalysisConfig, policy: InputPolicy):
-    """One video's analysis pass and its sound's usability (run in the media worker)."""
-    with frame_size_limit(policy.max_width, policy.max_height):
-        result = analyze_video(local, detector, analysis, policy)
-    return result, audio_problem(local)
-
-
-def cut_job(local: str, shots, out_paths, encoding: ClipEncoding, policy: InputPolicy) -> list[ClipFile]:
-    """Clip files for some shots of one video (run in the media worker)."""
-    with frame_size_limit(policy.max_width, policy.max_height):
-        return cut_clips(local, shots, out_paths, encoding, policy.decode_timeout_s)
 
 
 def clip_path(shard: str, clip_id: str) -> str:
