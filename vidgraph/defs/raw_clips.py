@@ -37,7 +37,7 @@ class RawClipsConfig(Config):
         return ShotDetectorConfig(detector=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len)
 
 
-@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version="1", deps=[source_videos], kinds={"video", "parquet"})
+@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version="2", deps=[source_videos], kinds={"video", "parquet"})
 def raw_clips(
     context: AssetExecutionContext,
     config: RawClipsConfig,
