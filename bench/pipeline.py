@@ -11,8 +11,8 @@ For each video, on the same files and in the same run (one pass each, the machin
              plus a separate PyAV decode computing Farneback flow at 2 fps (160-px grey frames);
              skipped when the ``ffmpeg`` command is not installed.
 
-Every vidgraph variant runs the real stage functions on a fresh dataset root (ingest and
-source_videos excluded from the time), with each video decoded in the media worker process.
+Every vidgraph variant runs the real stage functions, in-process, on a fresh dataset root (ingest and
+source_videos excluded from the time). Cells are CPU seconds (wall seconds in brackets).
 
     python bench/pipeline.py            # print the table
     python bench/pipeline.py --write    # and record it in bench/README.md, "## Pipeline"
@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,22 @@ SHARED_MEDIA = Path(os.environ.get("VIDGRAPH_SHARED_MEDIA", ROOT.parent / "share
 CACHE = ROOT / "bench" / ".cache" / "pipeline"
 SCENEDETECT = Path(sys.executable).with_name("scenedetect")
 VARIANTS = ("decode", "passing", "all", "all+enc", "peer")
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and its waited-for children (user + system). On a shared
+    machine the CPU time a variant needs is stable where its wall time is not."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Timer:
+    def __enter__(self):
+        self.w0, self.c0 = time.perf_counter(), cpu_s()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.w0, cpu_s() - self.c0
 
 
 def synthetic(name: str, width: int, height: int, seconds_per_scene: list[tuple[int, str]]) -> Path:
@@ -90,34 +107,51 @@ def stage(video: Path, mode: str, smart: bool = True) -> dict:
         store = DatasetStore(str(Path(d) / "root"))
         (shard,) = ingest(landing, store, min_age_s=0.0).new_shards
         build_source_videos(store, shard, landing_root=landing)
-        settings = RawClipsSettings(clip_files=mode, encoding=ClipEncoding(smart=smart))
-        t = time.perf_counter()
-        result = build_raw_clips(store, shard, settings)
-        raw_s = time.perf_counter() - t
-        out = {"raw": raw_s, "clips": result.table.num_rows, "files": 0, "smart": 0}
+        # In-process (no media worker), so the CPU time of the decode and encode threads counts.
+        settings = RawClipsSettings(clip_files=mode, encoding=ClipEncoding(smart=smart), isolate=False)
+        with Timer() as t:
+            result = build_raw_clips(store, shard, settings)
+        out = {"raw": t.wall, "raw_cpu": t.cpu, "clips": result.table.num_rows, "files": 0, "smart": 0}
         if mode == "passing":
-            lt = build_long_takes(store, shard)
-            passing = {r["clip_id"] for r in lt.table.to_pylist() if r["passed"]}
-            files = build_clip_files(store, shard, settings, passing).to_pylist()
-            out["with_files"] = time.perf_counter() - t
+            with Timer() as t2:
+                lt = build_long_takes(store, shard)
+                passing = {r["clip_id"] for r in lt.table.to_pylist() if r["passed"]}
+                files = build_clip_files(store, shard, settings, passing).to_pylist()
+            out["with_files"], out["with_files_cpu"] = t.wall + t2.wall, t.cpu + t2.cpu
             out["files"] = sum(1 for f in files if f["path"])
             out["smart"] = sum(1 for f in files if f["method"] == "smart")
         else:
-            out["with_files"] = raw_s
+            out["with_files"], out["with_files_cpu"] = t.wall, t.cpu
             media = Path(d) / "root" / "raw_clips" / shard / "media"
             out["files"] = len(list(media.glob("*.mp4"))) if media.exists() else 0
     return out
 
 
-def peer(video: Path) -> float | None:
+def peer(video: Path) -> Timer | None:
     if shutil.which("ffmpeg") is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="vidgraph-peer-") as d:
-        t = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vidgraph-peer-") as d, Timer() as t:
         subprocess.run([str(SCENEDETECT), "-i", str(video), "-o", d, "-q", "detect-content", "split-video"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         flow_pass(video)
-        return time.perf_counter() - t
+    return t
+
+
+def verdict(rows) -> str:
+    """Which targets this run met, per video, in words (ratios of CPU seconds)."""
+    parts = []
+    for r in rows:
+        d, pa, al, ae, p = r["decode"], r["passing"], r["all"], r["all_enc"], r["peer"]
+        passing = pa["raw_cpu"] / d.cpu
+        smart = ae["raw_cpu"] / al["raw_cpu"]
+        marks = [
+            f"passing {passing:.2f}x decode " + ("met" if passing <= 2 else "**missed**"),
+            f"smart {smart:.2f}x faster " + ("met" if smart >= 3 else "**missed**"),
+        ]
+        if p is not None:
+            marks.append("ahead of the peer " + ("met" if p.cpu > pa["raw_cpu"] and p.cpu > al["raw_cpu"] else "**missed**"))
+        parts.append(f"{r['video']}: " + ", ".join(marks))
+    return "In this run: " + "; ".join(parts) + "."
 
 
 def info(path: Path) -> str:
@@ -130,7 +164,6 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help="record the table in bench/README.md")
     ap.add_argument("--only", help="only videos whose name contains this")
-    ap.add_argument("--repeats", type=int, default=2, help="best of N per measurement, interleaved")
     args = ap.parse_args(argv)
     vs = [v for v in videos() if not args.only or args.only in v.name]
     run_isolated(sum, [0])  # start the media worker's forkserver outside the timings
@@ -138,59 +171,52 @@ def main(argv=None) -> int:
     rows = []
     for v in vs:
         decode_only(v)  # warm the page cache
-        best: dict = {}
-
-        def keep(key, value, seconds):
-            if key not in best or seconds < best[key][1]:
-                best[key] = (value, seconds)
-
-        for _ in range(args.repeats):  # interleaved, best of N: the load on the shared cores moves
-            t = time.perf_counter()
+        with Timer() as dec:
             decode_only(v)
-            keep("decode", None, time.perf_counter() - t)
-            r = stage(v, "passing")
-            keep("passing", r, r["raw"])
-            r = stage(v, "all", smart=True)
-            keep("all", r, r["raw"])
-            r = stage(v, "all", smart=False)
-            keep("all_enc", r, r["raw"])
-            p = peer(v)
-            if p is not None:
-                keep("peer", None, p)
-        dec = best["decode"][1]
-        passing, all_smart, all_enc = best["passing"][0], best["all"][0], best["all_enc"][0]
-        p = best["peer"][1] if "peer" in best else None
+        passing = stage(v, "passing")
+        all_smart = stage(v, "all", smart=True)
+        all_enc = stage(v, "all", smart=False)
+        p = peer(v)
         row = {"video": v.name, "desc": info(v), "decode": dec, "passing": passing, "all": all_smart, "all_enc": all_enc, "peer": p}
         rows.append(row)
-        print(f"{v.name:26s} decode {dec:6.2f}s  passing {passing['raw']:6.2f}s (+files {passing['with_files']:6.2f}s,"
-              f" {passing['files']} files)  all {all_smart['raw']:6.2f}s  all+enc {all_enc['raw']:6.2f}s"
-              f"  peer {p if p is None else round(p, 2)}", flush=True)
+        print(f"{v.name:26s} decode {dec.wall:6.2f}s/{dec.cpu:6.2f}cpu  passing {passing['raw']:6.2f}s/{passing['raw_cpu']:6.2f}cpu"
+              f" (+files {passing['with_files']:6.2f}s/{passing['with_files_cpu']:6.2f}cpu, {passing['files']} files)"
+              f"  all {all_smart['raw']:6.2f}s/{all_smart['raw_cpu']:6.2f}cpu  all+enc {all_enc['raw']:6.2f}s/{all_enc['raw_cpu']:6.2f}cpu"
+              f"  peer {'-' if p is None else f'{p.wall:.2f}s/{p.cpu:.2f}cpu'}", flush=True)
     end_uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     tab = [
-        "| video | size, codec, length | clips (passing) | decode s | passing s (x decode) | passing + long_takes + files s | all, smart s | all, re-encode s | peer s | all+enc / all | peer / passing |",
+        "| video | size, codec, length | clips (files) | decode | passing (x decode) | passing + long_takes + files | all, smart | all, re-encode | peer | re-encode / smart | peer / passing |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def cell(wall, cpu):
+        return f"{cpu:.1f} ({wall:.1f})"
+
     for r in rows:
         d, pa, al, ae, p = r["decode"], r["passing"], r["all"], r["all_enc"], r["peer"]
-        peer_s = "skipped" if p is None else f"{p:.2f}"
-        peer_ratio = "-" if p is None else f"{p / pa['raw']:.2f}"
+        peer_s = "skipped" if p is None else cell(p.wall, p.cpu)
+        peer_ratio = "-" if p is None else f"{p.cpu / pa['raw_cpu']:.2f}"
         tab.append(
-            f"| {r['video']} | {r['desc']} | {pa['clips']} ({pa['files']}) | {d:.2f} | {pa['raw']:.2f} ({pa['raw'] / d:.2f}x) | "
-            f"{pa['with_files']:.2f} ({pa['with_files'] / d:.2f}x) | {al['raw']:.2f} | {ae['raw']:.2f} | "
-            f"{peer_s} | {ae['raw'] / al['raw']:.2f} | {peer_ratio} |"
+            f"| {r['video']} | {r['desc']} | {pa['clips']} ({pa['files']} passing) | {cell(d.wall, d.cpu)} | "
+            f"{cell(pa['raw'], pa['raw_cpu'])} **{pa['raw_cpu'] / d.cpu:.2f}x** | "
+            f"{cell(pa['with_files'], pa['with_files_cpu'])} {pa['with_files_cpu'] / d.cpu:.2f}x | "
+            f"{cell(al['raw'], al['raw_cpu'])} | {cell(ae['raw'], ae['raw_cpu'])} | {peer_s} | "
+            f"**{ae['raw_cpu'] / al['raw_cpu']:.2f}** | **{peer_ratio}** |"
         )
     print("\n".join(tab))
     print(uptime, "\n", end_uptime)
     if args.write:
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0] if shutil.which("ffmpeg") else "not installed (peer skipped)"
-        body = f"""`bench/pipeline.py` times, per video and in one run on the same files: PyAV decode of every frame (threaded as the analysis pass); vidgraph's `raw_clips` stage (`build_raw_clips`, each video decoded in the media worker) with `clip_files: passing` (spans only; then also the long_takes verdict and the passing clips' files, smart-cut), with `all` and smart cutting, and with `all` and a full libx264 re-encode of every clip (the behaviour before smart cutting); and the peer way: `scenedetect -i VIDEO detect-content split-video` (its default ffmpeg re-encode) plus a separate PyAV Farneback flow pass at 2 fps. Best of {args.repeats} per measurement, interleaved (ingest and source_videos not timed).
+        body = f"""`bench/pipeline.py` times, per video and in one run on the same files: PyAV decode of every frame (threaded as the analysis pass); vidgraph's `raw_clips` stage (`build_raw_clips`) with `clip_files: passing` (spans only; then also the long_takes verdict and the passing clips' files, smart-cut), with `all` and smart cutting, and with `all` and a full libx264 re-encode of every clip (the behaviour before smart cutting); and the peer way: `scenedetect -i VIDEO detect-content split-video` (its default ffmpeg re-encode) plus a separate PyAV Farneback flow pass at 2 fps. One pass each (ingest and source_videos not timed). Cells: **CPU seconds** (user + system, this process and its waited-for children: the scenedetect CLI and its ffmpeg), wall seconds in brackets; the ratios are of CPU seconds, because on this shared machine the wall time of a variant depends on what else runs at that moment, its CPU time much less. The vidgraph stages run in-process here (`isolate=False`) so that their threads' CPU time is counted; the media worker adds a fork per video (about 0.05 s).
 
 Last run: {now}, `python bench/pipeline.py --write`. Machine: {platform.machine()}, 2 CPU cores **shared with about seven other engineers' work**, so absolute times are noisy; compare within a row. Load (`uptime`) at the start: `{uptime}`; at the end: `{end_uptime}`. Python {platform.python_version()}, PyAV {av.__version__}, ffmpeg CLI: {ffmpeg}.
 
 {chr(10).join(tab)}
 
-Targets: `passing` <= 2x decode-only; `all` with smart cutting >= 3x faster than `all` with full re-encode; ahead of the peer way.
+Targets: `passing` <= 2x decode-only; `all` with smart cutting >= 3x faster than `all` with full re-encode; ahead of the peer way. {verdict(rows)}
+
+`passing` is the analysis pass plus the writing of spans, signals and keyframes: where it misses 2x, the analysis pass is what costs (its per-frame work is fixed Python and OpenCV work, so low-resolution video pays most; see "Analysis pass"). The same cost sits in both `all` variants, which lowers their ratio on low-resolution video; the cutting alone (the `all` columns minus `passing`) is cheaper by more. Smart cutting copies only whole GOPs inside a clip: on sources with long GOPs and short shots (wannaworktogether.mp4: keyframes 150-300 frames apart) most frames still sit in a re-encoded head or tail.
 """
         write_section(ROOT / "bench" / "README.md", "## Pipeline\n\n" + body)
         print("wrote bench/README.md ## Pipeline")
