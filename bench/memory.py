@@ -139,7 +139,12 @@ def child(step: str, video: str, shots_json: str | None) -> dict:
         out["keyframes"] = len(a.keyframes)
     elif step == "raw_clips":
         base, shard = video, shots_json  # for this step: the prepared folder and the shard
-        result = build_raw_clips(DatasetStore(str(Path(base) / "root")), shard)
+        from vidgraph.stages.raw_clips import RawClipsSettings
+
+        # Every clip cut, in this process: the same work as before clip_files/isolation existed,
+        # and the decode's memory is this process's (the media worker would hide it).
+        settings = RawClipsSettings(clip_files="all", isolate=False)
+        result = build_raw_clips(DatasetStore(str(Path(base) / "root")), shard, settings)
         assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
         out["clips"] = result.table.num_rows
         out["frames"] = sum(result.table.column("n_frames").to_pylist())

@@ -182,6 +182,23 @@ CORPUS: tuple[BadInput, ...] = (
         "duplicate_b", "dup_b (copy).mp4", "a byte-identical copy of dup_a.mp4 under another name", "duplicate",
         "same content as 'dup_a.mp4'", "scan",
     ),
+    # Media hazards of the second reliability round (issue 14): sound that crashed or was refused,
+    # and a stream that grows past the resolution limit after its first frames.
+    BadInput("audio_7_1_pcm", "audio_7_1_pcm.mkv", "8-channel (7.1) PCM in Matroska: crashed PyAV's to_ndarray",
+             "processed", facts={"has_audio": True}),
+    BadInput("audio_7_1_aac", "audio_7_1_aac.mp4", "7.1 AAC in MP4, as any 7.1 movie has", "processed",
+             facts={"has_audio": True}),
+    BadInput("audio_16ch_pcm", "audio_16ch_pcm.mkv", "16-channel PCM in Matroska", "processed",
+             facts={"has_audio": True}),
+    BadInput("pcm_no_layout", "pcm_no_layout.avi", "webcam-style MJPEG + mono PCM in AVI (no channel layout)",
+             "processed", facts={"has_audio": True}),
+    BadInput("audio_192k", "audio_192k.mkv", "192 kHz 24-bit PCM (above what AAC accepts)", "processed",
+             facts={"has_audio": True}),
+    BadInput(
+        "resolution_switch", "resolution_switch.ts",
+        "MPEG-TS that starts at 64x64 and switches to 4160x64 (above the limit) after 12 frames",
+        "quarantined", "above the limit", "decode",
+    ),
 )
 BY_NAME = {b.name: b for b in CORPUS}
 
@@ -388,10 +405,106 @@ def build_corpus(landing: Path, outside: Path, http_url: str = DEFAULT_HTTP_URL)
     dup = _video(at("duplicate_a"), seed=130)
     at("duplicate_b").write_bytes(dup.read_bytes())
 
+    write_audio_video(at("audio_7_1_pcm"), "matroska", "pcm_s16le", "7.1", 48000)
+    write_audio_video(at("audio_7_1_aac"), "mp4", "aac", "7.1", 48000)
+    write_audio_video(at("audio_16ch_pcm"), "matroska", "pcm_s16le", "16 channels", 48000)
+    write_audio_video(at("pcm_no_layout"), "avi", "pcm_s16le", "mono", 16000, vcodec="mjpeg")
+    write_audio_video(at("audio_192k"), "matroska", "pcm_s24le", "stereo", 192000)
+    write_resolution_switch(at("resolution_switch"), (64, 64), (4160, 64))
+
     for p in scratch.iterdir():
         p.unlink()
     scratch.rmdir()
     return list(CORPUS)
+
+
+def write_audio_video(path: Path, fmt: str, acodec: str, layout: str, rate: int, seconds: float = 1.0,
+                      vcodec: str = "libx264") -> Path:
+    """A 64x48 video with a 440 Hz tone on every channel of ``layout`` at ``rate``.
+
+    Frames are handed over packed (``flt``): PyAV's planar ``from_ndarray`` fails past 8 channels.
+    The AVI muxer writes PCM without a channel mask, so its layout reads back as unspecified.
+    """
+    with av.open(str(path), "w", format=fmt) as out:
+        vs = out.add_stream(vcodec, rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, ("yuvj420p" if vcodec == "mjpeg" else "yuv420p")
+        aus = out.add_stream(acodec, rate=rate, layout=layout)
+        for i in range(int(seconds * 25)):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9 % 256, np.uint8), format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        ch = len(av.AudioLayout(layout).channels)
+        n = int(seconds * rate)
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
+        for k in range(0, n, 1024):
+            block = np.repeat(tone[k:k + 1024, None], ch, axis=1).reshape(1, -1)
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format="flt", layout=layout)
+            f.sample_rate, f.pts, f.time_base = rate, k, Fraction(1, rate)
+            for p in aus.encode(f):
+                out.mux(p)
+        for p in aus.encode():
+            out.mux(p)
+    return path
+
+
+def write_resolution_switch(path: Path, small: tuple[int, int], big: tuple[int, int], n_small: int = 12, n_big: int = 3) -> Path:
+    """H.264 in MPEG-TS whose pictures grow from ``small`` to ``big`` mid-stream (new SPS in-band)."""
+    with av.open(str(path), "w", format="mpegts") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = small[0], small[1], "yuv420p"
+        big_enc = av.CodecContext.create("libx264", "w")
+        big_enc.width, big_enc.height, big_enc.pix_fmt = big[0], big[1], "yuv420p"
+        big_enc.time_base = Fraction(1, 25)
+        big_enc.framerate = Fraction(25)
+        big_enc.options = {"preset": "ultrafast"}
+        for i in range(n_small + n_big):
+            w, h = small if i < n_small else big
+            f = av.VideoFrame.from_ndarray(np.full((h, w, 3), i * 9 % 256, np.uint8), format="rgb24")
+            f.pts = i
+            f.time_base = Fraction(1, 25)
+            if i < n_small:
+                packets = vs.encode(f)
+            else:
+                f = f.reformat(format="yuv420p")
+                packets = big_enc.encode(f)
+            if i == n_small - 1:
+                packets = list(packets) + list(vs.encode(None))
+            for p in packets:
+                if i >= n_small:
+                    p.stream = vs
+                out.mux(p)
+        for p in big_enc.encode(None):
+            p.stream = vs
+            out.mux(p)
+    return path
+
+
+def write_frame_gap(path: Path, gap_s: float = 3600.0, audio_s: float = 1.0) -> Path:
+    """Two frames ``gap_s`` apart plus ``audio_s`` of sound (a hostile timestamp, 10 KB)."""
+    with av.open(str(path), "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.codec_context.time_base = Fraction(1, 1000)
+        aus = out.add_stream("aac", rate=8000, layout="mono")
+        for i, t in enumerate((0.0, gap_s)):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60 + 100 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = int(t * 1000), Fraction(1, 1000)
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(audio_s * 8000)) / 8000)).astype(np.float32)
+        for k in range(0, len(tone), 1024):
+            f = av.AudioFrame.from_ndarray(tone[None, k:k + 1024].copy(), format="fltp", layout="mono")
+            f.sample_rate, f.pts, f.time_base = 8000, k, Fraction(1, 8000)
+            for p in aus.encode(f):
+                out.mux(p)
+        for p in aus.encode():
+            out.mux(p)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------

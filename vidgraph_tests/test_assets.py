@@ -7,7 +7,8 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from vidgraph.defs.raw_clips import clip_files_decode, clips_cover_each_video, every_video_accounted_for, raw_clips
-from vidgraph.defs.resources import build_resources
+from vidgraph.defs.resources import ClipFileSettings, build_resources
+from vidgraph.media.clip_media import clip_media_for_shard
 from vidgraph.defs.source_videos import every_input_accounted_for, source_videos
 from vidgraph.ingest import ingest
 from vidgraph.storage.catalog import Catalog
@@ -79,7 +80,10 @@ def test_materialize_shard_clips_checks_and_quarantine(shard_env):
     assert [(c["start_frame"], c["end_frame"]) for c in clips] == [(0, 48), (48, 84), (84, CUT_SPEC.n_frames)]
     assert all(c["has_audio"] for c in clips)
     assert clips[1]["start_s"] == pytest.approx(2.0) and clips[1]["end_s"] == pytest.approx(3.5)
-    assert all((root / c["path"]).stat().st_size > 0 for c in clips)
+    # clip_files: passing (the default): raw_clips writes no file, its clips are spans of the source.
+    media = clip_media_for_shard(store, shard)
+    assert [(m.is_clip_file, m.start_s) for m in media.values()] == [(False, c["start_s"]) for c in clips]
+    assert not (root / clips[0]["path"]).exists()
 
     quarantined = {Path(q["path"]).name: q["reason"] for q in cat.query("select * from quarantine")}
     assert set(quarantined) == set(expected)
@@ -95,12 +99,14 @@ def test_materialize_shard_clips_checks_and_quarantine(shard_env):
 
 def test_rerun_gives_the_same_rows_and_files(shard_env):
     store, shard, instance, resources, _, root = shard_env
+    resources = {**resources, "clip_file_settings": ClipFileSettings(clip_files="all")}
     assert materialize(ASSETS, partition_key=shard, instance=instance, resources=resources).success
     first = _snapshot(root)
     assert materialize(ASSETS, partition_key=shard, instance=instance, resources=resources).success
     assert _snapshot(root) == first
     cat = Catalog(store)
     assert cat.query("select count(*) n, count(distinct clip_id) d from raw_clips")[0] == {"n": 3, "d": 3}
+    assert all(m.is_clip_file for m in clip_media_for_shard(store, shard).values())
     assert cat.query("select count(*) n from quarantine")[0]["n"] == 4
     assert not [p for p in root.iterdir() if p.name.startswith((".staging", ".trash"))]
 

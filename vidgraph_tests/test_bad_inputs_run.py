@@ -30,6 +30,8 @@ def _env() -> dict:
     env.pop("DAGSTER_HOME", None)  # an ephemeral instance, as in the other tests
     env.pop("VIDGRAPH_ROOT", None)
     env.pop("VIDGRAPH_LANDING", None)
+    # Every clip of the corpus gets a file, so the clip-file check sees each input's pictures and sound.
+    env["VIDGRAPH_CLIP_FILES"] = "all"
     return env
 
 

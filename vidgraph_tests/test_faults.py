@@ -24,15 +24,22 @@ KILLER = r"""
 import os, signal, sys
 point, root, landing = sys.argv[1], sys.argv[2], sys.argv[3]
 if point == "clip":
+    # raw_clips cuts every clip (clip_files: all) in this process (no media worker), so the
+    # patched writers below run here and the kill lands in the middle of a clip file.
+    os.environ["VIDGRAPH_CLIP_FILES"] = "all"
+    os.environ["VIDGRAPH_ISOLATE_DECODING"] = "0"
     import vidgraph.media.cutting as cutting
-    real = cutting._ClipWriter.add_video
     count = [0]
-    def add_video(self, df, start):
-        count[0] += 1
-        if count[0] == 60:  # in the middle of the first clip file
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(self, df, start)
-    cutting._ClipWriter.add_video = add_video
+    def dying(real):
+        def wrapped(self, *a, **k):
+            count[0] += 1
+            if count[0] == 60:  # in the middle of a clip file
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(self, *a, **k)
+        return wrapped
+    cutting._ClipWriter.add_video = dying(cutting._ClipWriter.add_video)
+    cutting._SmartClipWriter.add_packet = dying(cutting._SmartClipWriter.add_packet)
+    cutting._SmartClipWriter.add_frame = dying(cutting._SmartClipWriter.add_frame)
 elif point == "parquet":
     import pyarrow.parquet as pq
     real = pq.write_table

@@ -4,7 +4,7 @@ import boto3
 from dagster import DagsterInstance, materialize
 
 from vidgraph.defs.raw_clips import clip_files_decode, clips_cover_each_video, every_video_accounted_for, raw_clips
-from vidgraph.defs.resources import build_resources
+from vidgraph.defs.resources import ClipFileSettings, build_resources
 from vidgraph.defs.source_videos import every_input_accounted_for, source_videos
 from vidgraph.ingest import ingest
 from vidgraph.storage.catalog import Catalog
@@ -29,7 +29,9 @@ def test_whole_shard_on_s3(tmp_path, s3_env, cut_video, moto_endpoint):
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("shards", [shard])
     assets = [source_videos, raw_clips, every_input_accounted_for, every_video_accounted_for, clips_cover_each_video, clip_files_decode]
-    res = materialize(assets, partition_key=shard, instance=instance, resources=build_resources(root=root, landing=str(landing)))
+    # clip_files: all, so the clip files themselves go to (and are checked on) S3.
+    resources = {**build_resources(root=root, landing=str(landing)), "clip_file_settings": ClipFileSettings(clip_files="all")}
+    res = materialize(assets, partition_key=shard, instance=instance, resources=resources)
     assert res.success and all(c.passed for c in res.get_asset_check_evaluations())
 
     rows = Catalog(store).query("select clip_id, start_frame, end_frame, path from raw_clips order by clip_index")

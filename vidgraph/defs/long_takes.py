@@ -19,7 +19,7 @@ from dagster import (
 from vidgraph.defs.metadata import bar_chart_png, contact_sheet, failing_rows_result, image_md, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.raw_clips import raw_clips
-from vidgraph.defs.resources import ClipScorerResource, DatasetStoreResource, LongTakeSettings
+from vidgraph.defs.resources import ClipFileSettings, ClipScorerResource, DatasetStoreResource, IngestSettings, LongTakeSettings
 from vidgraph.media.longtake import REASONS, LongTakeConfig, failure_reasons, gradual_transitions, inner_cuts
 from vidgraph.stages.long_takes import ASSET, KEYFRAMES_TABLE, build_long_takes
 
@@ -46,14 +46,17 @@ def long_takes(
     store: DatasetStoreResource,
     long_take_settings: LongTakeSettings,
     clip_scorer: ClipScorerResource,
+    clip_file_settings: ClipFileSettings,
+    ingest_settings: IngestSettings,
 ) -> MaterializeResult:
-    """Every raw clip with its long-take metrics, verdict and reasons (LVD-2M filter, no new decode)."""
+    """Every raw clip with its long-take metrics, verdict and reasons (LVD-2M filter); files for the passing clips."""
     st = store.get_store()
     shard = context.partition_key
     config = long_take_settings.config()
     result = build_long_takes(st, shard, config, clip_scorer.get_scorer(), ocr=ocr_engine(config))
     rows = result.table.to_pylist()
     passing = [r for r in rows if r["passed"]]
+    files = write_clip_files(context, st, shard, {r["clip_id"] for r in passing}, clip_file_settings, ingest_settings)
     reasons = Counter(reason for r in rows for reason in r["reasons"])
     by_reason = [{"reason": "passed", "clips": len(passing)}] + [
         {"reason": reason, "clips": reasons[reason]} for reason in REASONS if reasons[reason]
@@ -73,8 +76,25 @@ def long_takes(
             "preview": md_table(rows, PREVIEW_COLUMNS),
             "thresholds": MetadataValue.json(config.describe()),
             "location": MetadataValue.path(st.uri(ASSET, shard)),
+            **files,
         }
     )
+
+
+def write_clip_files(context, st, shard: str, passing: set[str], clip_settings: ClipFileSettings, ingest: IngestSettings) -> dict:
+    """``clip_files: passing``: cut the passing clips' files after the verdict (smart cut where the
+    source allows); with ``all``/``none`` publish an empty clip_files shard. Returns metadata."""
+    from vidgraph.stages.clip_files import build_clip_files
+    from vidgraph.stages.raw_clips import RawClipsSettings
+
+    settings = clip_settings.apply(RawClipsSettings(policy=ingest.policy()))
+    table = build_clip_files(st, shard, settings, passing, log=context.log.warning).to_pylist()
+    methods = Counter(r["method"] or "failed" for r in table)
+    return {
+        "clip_files": settings.clip_files,
+        "clip_files_written": sum(1 for r in table if r["path"]),
+        "clip_file_methods": MetadataValue.json(dict(methods)),
+    }
 
 
 def _dynamic_histogram(rows: list[dict], config: LongTakeConfig) -> bytes | None:
@@ -147,6 +167,7 @@ def sampled_passing_clips_have_no_cut(
 ) -> AssetCheckResult:
     """A sample of passing clips, decoded again from their clip files, shows no cut or transition inside."""
     from vidgraph.media.analysis import analyze_video
+    from vidgraph.media.clip_media import clip_media_for_shard, local_clip_file
     from vidgraph.media.shots import ShotDetectorConfig
 
     st = store.get_store()
@@ -155,12 +176,14 @@ def sampled_passing_clips_have_no_cut(
     passing = [r for r in st.read_table(ASSET, shard).to_pylist() if r["passed"]]
     # A stable sample: the same clips are re-measured on every run of the check.
     sample = sorted(passing, key=lambda r: hashlib.sha256(r["clip_id"].encode()).hexdigest())[: long_take_settings.recheck_sample]
-    paths = {r["clip_id"]: r["path"] for r in st.read_table("raw_clips", shard).select(["clip_id", "path"]).to_pylist()}
+    media = clip_media_for_shard(st, shard, {r["clip_id"] for r in sample})
+    raw = {r["clip_id"]: r for r in st.read_table("raw_clips", shard).to_pylist() if r["clip_id"] in media}
     checked, failures = [], []
     # AdaptiveDetector (a different detector from the splitter's) plus the filter's own tests.
     detector = ShotDetectorConfig(detector="adaptive")
     for r in sample:
-        with st.local_copy(st.path(paths[r["clip_id"]]), suffix=".mp4") as local:
+        # The clip file, or its span of the source cut to a temporary file.
+        with local_clip_file(st, media[r["clip_id"]], raw[r["clip_id"]]) as local:
             a = analyze_video(local, detector)
         found = {
             "shots": len(a.shots),
@@ -198,3 +221,19 @@ def pass_rate_result(st, shard: str, s: LongTakeSettings) -> AssetCheckResult:
             "judged": judged,
         },
     )
+
+
+@asset_check(asset=long_takes, blocking=True, partitions_def=shards)
+def passing_clip_files_decode(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
+    """Every clip file cut after the verdict decodes, with its row's frame count and duration."""
+    from vidgraph.defs.raw_clips import verify_clip_files
+    from vidgraph.stages.clip_files import ASSET as CLIP_FILES
+
+    st = store.get_store()
+    shard = context.partition_key
+    written = set()
+    if st.exists(st.table_path(CLIP_FILES, shard)):
+        written = {r["clip_id"] for r in st.read_table(CLIP_FILES, shard).to_pylist() if r["path"]}
+    clips = [c for c in st.read_table("raw_clips", shard).to_pylist() if c["clip_id"] in written]
+    checked, failures = verify_clip_files(st, shard, clips, only_under=f"{CLIP_FILES}/")
+    return failing_rows_result(failures, clip_files=len(written), clips_decoded=checked)

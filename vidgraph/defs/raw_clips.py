@@ -1,4 +1,4 @@
-"""raw_clips: shot detection in one decode pass, and frame-accurate clip files."""
+"""raw_clips: shot detection in one decode pass; shots as spans, clip files by the clip_files setting."""
 
 
 from collections import defaultdict
@@ -17,9 +17,10 @@ from pydantic import Field
 
 from vidgraph.defs.metadata import contact_sheet, image_md, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
-from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
+from vidgraph.defs.resources import ClipFileSettings, DatasetStoreResource, IngestSettings
 from vidgraph.defs.source_videos import accounting, source_videos
 from vidgraph.faults import reraise_if_infrastructure
+from vidgraph.media.clip_media import clip_media_for_shard, local_clip_media
 from vidgraph.media.decode import iter_video_frames
 from vidgraph.media.probe import open_input
 from vidgraph.media.shots import DETECTORS, ShotDetectorConfig
@@ -37,15 +38,19 @@ class RawClipsConfig(Config):
         return ShotDetectorConfig(detector=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len)
 
 
-@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version="1", deps=[source_videos], kinds={"video", "parquet"})
+@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version="2", deps=[source_videos], kinds={"video", "parquet"})
 def raw_clips(
-    context: AssetExecutionContext, config: RawClipsConfig, store: DatasetStoreResource, ingest_settings: IngestSettings
+    context: AssetExecutionContext,
+    config: RawClipsConfig,
+    store: DatasetStoreResource,
+    ingest_settings: IngestSettings,
+    clip_file_settings: ClipFileSettings,
 ) -> MaterializeResult:
-    """Shots found by PySceneDetect in one low-res decode, cut frame-accurately into H.264+AAC clips."""
+    """Shots found in one low-res decode, as spans with signals and keyframes (clip files by the clip_files setting)."""
     st = store.get_store()
     shard = context.partition_key
-    settings = RawClipsSettings(detector=config.detector_config(), policy=ingest_settings.policy())
-    result = build_raw_clips(st, shard, settings)
+    settings = clip_file_settings.apply(RawClipsSettings(detector=config.detector_config(), policy=ingest_settings.policy()))
+    result = build_raw_clips(st, shard, settings, log=context.log.warning)
     rows = result.table.to_pylist()
     quarantined = result.quarantine.to_pylist()
     for q in quarantined:
@@ -58,6 +63,8 @@ def raw_clips(
             "quarantined": len(quarantined),
             "mean_clip_s": round(sum(r["duration_s"] for r in rows) / max(1, len(rows)), 2),
             "detector": MetadataValue.json(settings.detector.describe()),
+            "clip_files": settings.clip_files,
+            "without_sound": md_table([r for r in rows if r["audio_note"]], ["clip_id", "audio_note"]),
             "preview": md_table(rows, PREVIEW_COLUMNS),
             "quarantine": md_table(quarantined, ["path", "reason"]),
             "first_frames": image_md(sheet, "first keyframe of each clip"),
@@ -127,13 +134,30 @@ def clips_cover_each_video(context: AssetCheckExecutionContext, store: DatasetSt
 
 @asset_check(asset=raw_clips, blocking=True, partitions_def=shards)
 def clip_files_decode(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
-    """Every clip file decodes, with its row's frame count and a duration within one frame of its row."""
+    """Every clip file raw_clips wrote decodes, with its row's frame count and a duration within one frame of its row."""
     st = store.get_store()
-    clips = st.read_table(ASSET, context.partition_key).to_pylist()
-    failures = []
+    shard = context.partition_key
+    clips = st.read_table(ASSET, shard).to_pylist()
+    checked, failures = verify_clip_files(st, shard, clips, only_under=f"{ASSET}/")
+    return AssetCheckResult(
+        passed=not failures,
+        metadata={"clips": len(clips), "clips_decoded": checked, "failing_clips": len(failures),
+                  "failures": md_table(failures, limit=50)},
+    )
+
+
+def verify_clip_files(st, shard: str, clips: list[dict], only_under: str = "") -> tuple[int, list[dict]]:
+    """Decode each clip's file (found through clip_media; spans are skipped) and compare its
+    frame count and duration with its row. Returns (files decoded, failures)."""
+    media = clip_media_for_shard(st, shard, {c["clip_id"] for c in clips})
+    failures, checked = [], 0
     for c in clips:
+        m = media.get(c["clip_id"])
+        if m is None or not m.is_clip_file or (only_under and not m.path.startswith(st.path(only_under.rstrip("/")))):
+            continue
+        checked += 1
         try:
-            with st.local_copy(st.path(c["path"]), suffix=".mp4") as local, open_input(local) as container:
+            with local_clip_media(st, m) as local, open_input(local) as container:
                 times = [df.t_s for df in iter_video_frames(container, container.streams.video[0])]
         except Exception as e:  # noqa: BLE001 - a failure to decode is the finding
             reraise_if_infrastructure(e)  # an S3 outage is not a broken clip
@@ -145,7 +169,4 @@ def clip_files_decode(context: AssetCheckExecutionContext, store: DatasetStoreRe
             failures.append({"clip_id": c["clip_id"], "problem": f"{len(times)} frames, row says {c['n_frames']}"})
         elif abs(duration - c["duration_s"]) > frame_s + 1e-3:
             failures.append({"clip_id": c["clip_id"], "problem": f"lasts {duration:.3f}s, row says {c['duration_s']:.3f}s"})
-    return AssetCheckResult(
-        passed=not failures,
-        metadata={"clips_decoded": len(clips), "failing_clips": len(failures), "failures": md_table(failures, limit=50)},
-    )
+    return checked, failures

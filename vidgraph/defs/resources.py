@@ -93,6 +93,21 @@ class LongTakeSettings(ConfigurableResource):
         return replace(_DEFAULTS, **{k: v for k, v in self.model_dump().items() if k in names})
 
 
+class ClipFileSettings(ConfigurableResource):
+    """Which clips get a file (passing: after the long-take verdict; all; none) and how they are cut."""
+
+    clip_files: str = "passing"
+    # Copy whole GOPs of H.264/HEVC sources, re-encode only the seams; False: re-encode every frame.
+    smart_cut: bool = True
+    # Decode and cut each video in a worker process, so a native crash costs one video.
+    isolate_decoding: bool = True
+
+    def apply(self, settings):
+        """``settings`` (a RawClipsSettings) with these choices."""
+        return replace(settings, clip_files=self.clip_files, isolate=self.isolate_decoding,
+                       encoding=replace(settings.encoding, smart=self.smart_cut))
+
+
 class ClipScorerResource(ConfigurableResource):
     """Optional semantic quality: a transformers image classifier scores each clip's keyframes (off by default)."""
 
@@ -214,6 +229,10 @@ def build_resources(
         "audio_tagger": AudioTaggerResource.from_spec(models.audio_tagger),
         "audio_settings": AudioSettings(profile=name),
         "long_take_settings": LongTakeSettings(),
+        "clip_file_settings": ClipFileSettings(
+            clip_files=os.environ.get("VIDGRAPH_CLIP_FILES", "passing"),
+            isolate_decoding=os.environ.get("VIDGRAPH_ISOLATE_DECODING", "1") not in ("0", "off", "false"),
+        ),
         "clip_scorer": ClipScorerResource(enabled=os.environ.get("VIDGRAPH_CLIP_SCORER", "") not in ("", "0", "off")),
         "store": DatasetStoreResource(root=root or _env_or("VIDGRAPH_ROOT", DEFAULT_ROOT)),
         "ingest_settings": IngestSettings(

@@ -6,9 +6,11 @@ agree exactly on frame indices and timestamps, including on files with damaged p
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import cv2
@@ -22,6 +24,23 @@ _PLANAR_YUV8 = frozenset(
 )
 # A file with more damaged packets than this share is refused rather than half-used.
 MAX_DAMAGED_PACKET_SHARE = 0.2
+# A gap between two frames longer than this is a broken or hostile timestamp, not footage: it is
+# clamped to one nominal frame, so no clip (nor its padded sound) grows to the gap's length.
+MAX_FRAME_GAP_S = 10.0
+# Every decoded frame is checked against these (a stream may switch resolution mid-file);
+# raw_clips sets them from its InputPolicy with ``frame_size_limit``.
+_FRAME_LIMIT: tuple[int, int] = (4096, 4096)
+
+
+@contextlib.contextmanager
+def frame_size_limit(max_width: int, max_height: int) -> Iterator[None]:
+    """Limit the size of every frame ``iter_video_frames`` yields while the block runs."""
+    global _FRAME_LIMIT
+    old, _FRAME_LIMIT = _FRAME_LIMIT, (int(max_width), int(max_height))
+    try:
+        yield
+    finally:
+        _FRAME_LIMIT = old
 
 
 class DecodeTimeout(InputRejected):
@@ -35,13 +54,25 @@ class DecodedFrame:
     frame: av.VideoFrame
 
 
+def sane_rate(stream) -> Fraction:
+    """The stream's frame rate, or a plausible one (its base rate, else 25) when the average
+    comes from absurd timestamps (two frames an hour apart give 0.0006 fps)."""
+    for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if r and 1 <= r <= 1000:
+            return Fraction(r)
+    return Fraction(25)
+
+
 def iter_video_frames(container, stream, timeout_s: float | None = None) -> Iterator[DecodedFrame]:
     """Decode every frame of ``stream`` in presentation order, skipping damaged packets.
 
     Timestamps come from the frames' pts (so variable-frame-rate sources are exact), made
-    strictly increasing and relative to the first frame.
+    strictly increasing and relative to the first frame; a gap over ``MAX_FRAME_GAP_S`` is
+    clamped to one nominal frame. Every frame's size is checked against the frame limit
+    (``frame_size_limit``), and the timeout is checked every 32 frames.
     """
-    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    max_w, max_h = _FRAME_LIMIT
+    rate = float(sane_rate(stream))
     tb = stream.time_base
     start = time.monotonic()
     index = 0
@@ -62,8 +93,15 @@ def iter_video_frames(container, stream, timeout_s: float | None = None) -> Iter
                 t = last_t + 1.0 / rate if t0 is not None else 0.0
             if t0 is None:
                 t0 = t
+            if frame.width > max_w or frame.height > max_h:
+                raise InputRejected(
+                    f"frame {index} is {frame.width}x{frame.height}, above the limit {max_w}x{max_h}"
+                )
             rel = t - t0
             if rel <= last_t:  # broken or duplicate timestamps: keep order, nudge forward
+                rel = last_t + 1.0 / rate
+            elif index and rel - last_t > MAX_FRAME_GAP_S:
+                t0 += rel - last_t - 1.0 / rate  # later frames keep their spacing after the gap
                 rel = last_t + 1.0 / rate
             last_t = rel
             yield DecodedFrame(index, rel, frame)

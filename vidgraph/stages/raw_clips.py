@@ -1,7 +1,14 @@
-"""raw_clips: one decode pass per video for cuts and signals, then frame-accurate clip files.
+"""raw_clips: one decode pass per video for cuts and signals; shots recorded as spans.
+
+Shots are spans of their source video (frames, seconds, signals, keyframes), as LVD-2M and
+Panda-70M publish them. Clip files are written by the ``clip_files`` setting: ``passing`` (the
+default: the long_takes step cuts only the clips that pass, see vidgraph.stages.clip_files),
+``all`` (cut here, every shot) or ``none``. The rows never depend on the setting; consumers read
+a clip through vidgraph.media.clip_media (its file when there is one, else its span).
 
 Besides the clip table the shard keeps the per-frame and per-sample signals of the analysis
-pass and its keyframes, so long_takes never decodes the videos again.
+pass and its keyframes, so long_takes never decodes the videos again. Each video is decoded
+(and cut) in a worker process: a native crash quarantines that video, not the run.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidgraph.faults import reraise_if_infrastructure
-from vidgraph.media.analysis import AnalysisConfig, VideoAnalysis, analyze_video
-from vidgraph.media.cutting import ClipEncoding, ClipFile, cut_clips
+from vidgraph.media.analysis import AnalysisConfig, VideoAnalysis
+from vidgraph.media.cutting import ClipEncoding
+from vidgraph.media.isolate import run_isolated
+from vidgraph.media.jobs import analyze_job, cut_job  # noqa: F401 - run in the media worker; re-exported
 from vidgraph.media.probe import InputPolicy, InputRejected
 from vidgraph.media.shots import ShotDetectorConfig
 from vidgraph.stages.source_videos import StageResult, quarantine_row
@@ -28,6 +37,7 @@ ASSET = "raw_clips"
 FRAME_SIGNALS_TABLE = "frame_signals"
 SAMPLE_SIGNALS_TABLE = "sample_signals"
 VIDEO_KEYFRAMES_TABLE = "video_keyframes"
+CLIP_FILES = ("passing", "all", "none")
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,22 @@ class RawClipsSettings:
     analysis: AnalysisConfig = AnalysisConfig()
     encoding: ClipEncoding = ClipEncoding()
     policy: InputPolicy = InputPolicy()
+    clip_files: str = "passing"  # which clips get a file: passing (long_takes cuts them), all, none
+    isolate: bool = True  # decode each video in a worker process
+
+    def __post_init__(self):
+        if self.clip_files not in CLIP_FILES:
+            raise ValueError(f"clip_files must be one of {', '.join(CLIP_FILES)}, not {self.clip_files!r}")
+
+
+def worker_deadline_s(policy: InputPolicy) -> float:
+    """Hard limit for one worker job: the decode limit (checked inside) with room to spare."""
+    return policy.decode_timeout_s * 1.5 + 60.0
+
+
+def clip_path(shard: str, clip_id: str) -> str:
+    """Where raw_clips writes a clip's file (with ``clip_files: all``), relative to the root."""
+    return f"{ASSET}/{shard}/media/{clip_id}.mp4"
 
 
 def clip_id_for(video_id: str, index: int) -> str:
@@ -88,7 +114,11 @@ def _reuse_clip_files(store: DatasetStore, previous: list[dict], shots, encoding
     return True
 
 
-def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings = RawClipsSettings()) -> StageResult:
+def build_raw_clips(
+    store: DatasetStore, shard: str, settings: RawClipsSettings = RawClipsSettings(), job=analyze_job, log=None
+) -> StageResult:
+    """``job`` (the analysis of one video, run in a worker) is replaceable for fault tests;
+    ``log`` (a callable) hears about clip files that could not be written."""
     videos = store.read_table("source_videos", shard).to_pylist()
     published = _published_clips(store, shard)
     clip_rows: list[dict] = []
@@ -99,20 +129,20 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
     detector_params = json.dumps(settings.detector.describe(), sort_keys=True)
     encoding = json.dumps(settings.encoding.describe(), sort_keys=True)
     analysis_params = json.dumps(settings.analysis.describe(), sort_keys=True)
+    deadline = worker_deadline_s(settings.policy)
     with store.staging_dir() as staging:
         for video in videos:
             vid = video["video_id"]
             media = store.path(video["media_path"])
             try:
                 with store.local_copy(media, suffix=".video") as local:
-                    analysis = analyze_video(local, settings.detector, settings.analysis, settings.policy)
+                    analysis, audio_note = run_isolated(
+                        job, local, settings.detector, settings.analysis, settings.policy,
+                        timeout_s=deadline, isolate=settings.isolate,
+                    )
                     clip_ids = [clip_id_for(vid, i) for i in range(len(analysis.shots))]
-                    out_paths = [staging / "media" / f"{cid}.mp4" for cid in clip_ids]
-                    out_paths[0].parent.mkdir(parents=True, exist_ok=True)
-                    if _reuse_clip_files(store, published.get(vid, []), analysis.shots, encoding, out_paths):
-                        files = [_clip_file_info(p, s) for p, s in zip(out_paths, analysis.shots)]
-                    else:
-                        files = cut_clips(local, analysis.shots, out_paths, settings.encoding, settings.policy.decode_timeout_s)
+                    if settings.clip_files == "all":
+                        _cut_all(store, local, published.get(vid, []), analysis, clip_ids, staging, encoding, settings, log)
             except InputRejected as e:
                 quarantined.append(quarantine_row(video["landing_path"], e.reason, ASSET, shard, video["sha256"], vid))
                 continue
@@ -122,7 +152,12 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
                     quarantine_row(video["landing_path"], f"decode failed: {type(e).__name__}: {e}", ASSET, shard, video["sha256"], vid)
                 )
                 continue
-            for i, (shot, f) in enumerate(zip(analysis.shots, files)):
+            has_audio = bool(video.get("has_audio")) and not audio_note
+            if audio_note and log is not None:
+                log(f"{vid}: kept without its sound: {audio_note}")
+            # Clip files are even-sized (yuv420p); smart-cut sources are even already.
+            width, height = analysis.width // 2 * 2, analysis.height // 2 * 2
+            for i, shot in enumerate(analysis.shots):
                 clip_rows.append(
                     {
                         "clip_id": clip_ids[i],
@@ -136,10 +171,11 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
                         "end_s": round(shot.end_s, 6),
                         "duration_s": round(shot.duration_s, 6),
                         "fps": analysis.fps,
-                        "width": f.width,
-                        "height": f.height,
-                        "has_audio": f.has_audio,
-                        "path": f"{ASSET}/{shard}/media/{clip_ids[i]}.mp4",
+                        "width": width,
+                        "height": height,
+                        "has_audio": has_audio,
+                        "audio_note": audio_note,
+                        "path": clip_path(shard, clip_ids[i]),
                         "detector": settings.detector.detector,
                         "detector_params": detector_params,
                         "encoding": encoding,
@@ -161,12 +197,21 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
     return StageResult(table, qtable, inputs=len(videos))
 
 
-def _clip_file_info(path: Path, shot) -> ClipFile:
-    from vidgraph.media.probe import open_input
-
-    with open_input(path) as c:
-        cc = c.streams.video[0].codec_context
-        return ClipFile(path, shot.n_frames, bool(c.streams.audio), cc.width, cc.height)
+def _cut_all(store, local, previous, analysis, clip_ids, staging, encoding, settings, log) -> None:
+    """``clip_files: all``: a file for every shot. A video whose files cannot be cut keeps its
+    rows (its clips are then read as spans of the source), so rows never depend on cutting."""
+    out_paths = [staging / "media" / f"{cid}.mp4" for cid in clip_ids]
+    out_paths[0].parent.mkdir(parents=True, exist_ok=True)
+    if _reuse_clip_files(store, previous, analysis.shots, encoding, out_paths):
+        return
+    try:
+        run_isolated(cut_job, local, analysis.shots, out_paths, settings.encoding, settings.policy,
+                     timeout_s=worker_deadline_s(settings.policy), isolate=settings.isolate)
+    except Exception as e:  # noqa: BLE001 - the rows stand; their clips are read as spans
+        for p in out_paths:
+            p.unlink(missing_ok=True)
+        if log is not None:
+            log(f"clip files of {clip_ids[0].rsplit('-', 1)[0]} not written: {type(e).__name__}: {e}")
 
 
 def _concat_write(path, tables: list[pa.Table]) -> None:

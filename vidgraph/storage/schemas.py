@@ -85,6 +85,7 @@ RAW_CLIPS_SCHEMA = pa.schema(
         ("detector_params", pa.string()),  # JSON
         ("encoding", pa.string()),  # JSON
         ("analysis_params", pa.string()),  # JSON: the decode pass's sampling and sizes
+        ("audio_note", pa.string()),  # why the sound was left out ("" when kept or absent)
     ]
 )
 
@@ -377,3 +378,21 @@ NARRATION_EVAL_SCHEMA = pa.schema([
     ("llm_model_id", pa.string()), ("llm_revision", pa.string()), ("judge_model_id", pa.string()),
     ("judge_revision", pa.string()), ("prompt_hash", pa.string()), ("gen_params", pa.string()),
 ])
+
+# clip_files/<shard>/clip_files.parquet: the clip files cut after the long-take verdict
+# (``clip_files: passing``), one row per file attempted.
+CLIP_FILES_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("shard", pa.string()),
+        ("start_frame", pa.int64()),
+        ("end_frame", pa.int64()),
+        ("n_frames", pa.int64()),
+        ("path", pa.string()),  # "" when the file could not be written (then the span is read)
+        ("method", pa.string()),  # smart (GOPs copied) | encode (every frame re-encoded) | ""
+        ("copied_frames", pa.int64()),
+        ("encoding", pa.string()),  # JSON
+        ("error", pa.string()),
+    ]
+)

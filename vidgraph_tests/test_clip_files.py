@@ -1,0 +1,185 @@
+"""Clip files only where used, and smart cutting: the same raw_clips rows with and without clip
+files, spans read through clip_media, and frame-accurate smart-cut clips (copied GOPs bit-exact)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vidgraph.ingest import ingest
+from vidgraph.media.clip_media import clip_media_for_shard, local_clip_file
+from vidgraph.media.cutting import ClipEncoding, cut_clips, smart_plan
+from vidgraph.media.decode import iter_video_frames
+from vidgraph.media.probe import open_input
+from vidgraph.media.shots import Shot
+from vidgraph.media.synthetic import Scene, SyntheticSpec, render_frames, write_video
+from vidgraph.stages.clip_files import build_clip_files
+from vidgraph.stages.raw_clips import RawClipsSettings, build_raw_clips
+from vidgraph.stages.source_videos import build_source_videos
+from vidgraph.storage.store import DatasetStore
+
+FPS = 25
+GOP = 25  # a keyframe every second: known GOPs
+
+
+def gop_video(path: Path, n: int = 200, codec: str = "libx264", extra: dict | None = None) -> Path:
+    """A pan with fixed GOPs (keyframe every 25 frames, no scene-cut keyframes) and B-frames."""
+    options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0", **(extra or {})}
+    spec = SyntheticSpec([Scene(n, "pan", seed=3, speed=1.5)], width=160, height=96, fps=FPS, codec=codec,
+                         extra_options=options)
+    if codec == "libx264":
+        return write_video(path, spec)
+    with av.open(str(path), "w") as out:  # HEVC: x265 takes its GOP settings as x265-params
+        vs = out.add_stream(codec, rate=FPS)
+        vs.width, vs.height, vs.pix_fmt = spec.width, spec.height, "yuv420p"
+        open_gop = (extra or {}).get("open-gop", "0")
+        vs.options = {"x265-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:open-gop={open_gop}:log-level=error"}
+        for i, img in enumerate(render_frames(spec)):
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts = i
+            for p in vs.encode(frame):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    return path
+
+
+def decoded(path) -> list[tuple[float, np.ndarray]]:
+    with open_input(path) as c:
+        return [(df.t_s, df.frame.to_ndarray(format="gray")) for df in iter_video_frames(c, c.streams.video[0])]
+
+
+def shots_at(frames, cuts: list[int]) -> list[Shot]:
+    n = len(frames)
+    end_t = frames[-1][0] + 1.0 / FPS
+    return [Shot(a, b, frames[a][0], frames[b][0] if b < n else end_t) for a, b in zip(cuts, cuts[1:])]
+
+
+def test_smart_cut_copies_whole_gops_and_is_frame_accurate(tmp_path):
+    src = gop_video(tmp_path / "gop.mp4")
+    plan = smart_plan(src)
+    assert plan is not None and plan.codec == "h264"
+    assert plan.gop_start == list(range(0, 200, GOP))
+    assert max(plan.key_offset) > 0, "the source has B-frames (dts < pts)"
+    ref = decoded(src)
+    # Cuts off keyframes (37, 110, 113), on one (50) and a clip inside one GOP (110-113).
+    cuts = [0, 37, 50, 110, 113, 200]
+    shots = shots_at(ref, cuts)
+    files = cut_clips(src, shots, [tmp_path / f"c{i}.mp4" for i in range(len(shots))])
+    # Copied frames: the whole GOPs inside each clip.
+    assert [(f.method, f.copied_frames) for f in files] == [
+        ("smart", 25), ("encode", 0), ("smart", 50), ("encode", 0), ("smart", 75)]
+    for s, f in zip(shots, files):
+        got = decoded(f.path)
+        assert len(got) == s.n_frames == f.n_frames
+        for j, (t, img) in enumerate(got):
+            i = s.start_frame + j
+            assert t == pytest.approx(ref[i][0] - ref[s.start_frame][0], abs=1e-9)
+            gop = i // GOP * GOP
+            copied = gop >= s.start_frame and gop + GOP <= s.end_frame
+            err = np.abs(img.astype(int) - ref[i][1].astype(int)).mean()
+            if copied:
+                assert err == 0, f"copied frame {i} differs"
+            else:
+                assert err < 4, f"re-encoded frame {i} is not the source's frame ({err:.1f})"
+        with av.open(str(f.path)) as c:  # sound cut to the clip
+            a = c.streams.audio[0]
+            assert float(a.duration * a.time_base) == pytest.approx(s.duration_s, abs=0.03)
+
+
+def test_uniform_encoding_and_open_gops_are_re_encoded(tmp_path):
+    src = gop_video(tmp_path / "gop.mp4", n=100)
+    shots = shots_at(decoded(src), [0, 30, 100])
+    files = cut_clips(src, shots, [tmp_path / "u0.mp4", tmp_path / "u1.mp4"], ClipEncoding(smart=False))
+    assert [f.method for f in files] == ["encode", "encode"]
+    # Open GOPs (recovery-point I frames with leading B-frames) cannot be cut by copying.
+    open_gop = gop_video(tmp_path / "open.mp4", n=100, extra={"x264-params": "open-gop=1:bframes=3:b-adapt=0:keyint=26:min-keyint=26:scenecut=0"})
+    assert smart_plan(open_gop) is None
+    # Another codec: MPEG-4 part 2.
+    mp4v = write_video(tmp_path / "mp4v.mp4", SyntheticSpec([Scene(30, "pan")], width=160, height=96, codec="mpeg4", audio=False))
+    assert smart_plan(mp4v) is None
+    files = cut_clips(mp4v, shots_at(decoded(mp4v), [0, 13, 30]), [tmp_path / "m0.mp4", tmp_path / "m1.mp4"])
+    assert [f.n_frames for f in files] == [13, 17] and {f.method for f in files} == {"encode"}
+
+
+def test_smart_cut_hevc(tmp_path):
+    # x265's default open GOPs (CRA + leading pictures) are refused, closed ones are cut smart.
+    assert smart_plan(gop_video(tmp_path / "open.mp4", n=75, codec="libx265", extra={"open-gop": "1"})) is None
+    src = gop_video(tmp_path / "hevc.mp4", n=75, codec="libx265")
+    plan = smart_plan(src)
+    assert plan is not None and plan.codec == "hevc" and plan.gop_start[:3] == [0, 25, 50]
+    ref = decoded(src)
+    shots = shots_at(ref, [0, 10, 75])
+    files = cut_clips(src, shots, [tmp_path / "h0.mp4", tmp_path / "h1.mp4"])
+    assert [(f.method, f.copied_frames) for f in files] == [("encode", 0), ("smart", 50)]
+    got = decoded(files[1].path)
+    assert len(got) == 65
+    assert np.array_equal(got[-1][1], ref[-1][1]) and np.array_equal(got[15][1], ref[25][1])
+
+
+def test_smart_cut_on_real_footage(shared_media, tmp_path):
+    src = shared_media / "wannaworktogether.mp4"
+    plan = smart_plan(src)
+    assert plan is not None
+    # From frame 7 to just past the second keyframe: a head, one whole copied GOP, a tail.
+    g1, g2 = plan.gop_start[1], plan.gop_start[2]
+    with open_input(src) as c:
+        ref = []
+        for df in iter_video_frames(c, c.streams.video[0]):
+            if df.index > g2 + 12:
+                break
+            ref.append((df.t_s, df.frame.to_ndarray(format="gray")))
+    shot = Shot(7, g2 + 12, ref[7][0], ref[g2 + 12][0])
+    (f,) = cut_clips(src, [shot], [tmp_path / "w.mp4"])
+    assert f.method == "smart" and f.copied_frames == g2 - g1
+    got = decoded(f.path)
+    assert len(got) == shot.n_frames
+    assert np.array_equal(got[g1 - 7][1], ref[g1][1])  # the copied keyframe, bit-exact
+    assert np.abs(got[0][1].astype(int) - ref[7][1].astype(int)).mean() < 3
+    assert got[-1][0] == pytest.approx(ref[g2 + 11][0] - ref[7][0], abs=1e-6)
+
+
+def _shard(tmp_path: Path, videos: list[Path], root: str = "root") -> tuple[DatasetStore, str]:
+    landing = tmp_path / f"landing-{root}"
+    landing.mkdir(exist_ok=True)
+    for v in videos:
+        os.link(v, landing / v.name)
+    store = DatasetStore(str(tmp_path / root))
+    (shard,) = ingest(landing, store, min_age_s=0.0).new_shards
+    build_source_videos(store, shard, landing_root=landing)
+    return store, shard
+
+
+def test_raw_clips_rows_do_not_depend_on_clip_files(tmp_path):
+    spec = SyntheticSpec([Scene(40, "pan", seed=1), Scene(30, "zoom", seed=2)], width=160, height=96, fps=FPS)
+    video = write_video(tmp_path / "two.mp4", spec)
+    results = {}
+    for mode in ("all", "none", "passing"):
+        store, shard = _shard(tmp_path, [video], root=mode)
+        results[mode] = (store, shard, build_raw_clips(store, shard, RawClipsSettings(clip_files=mode)).table.to_pylist())
+    rows = {m: r for m, (_, _, r) in results.items()}
+    assert len(rows["all"]) == 2 and rows["all"] == rows["none"] == rows["passing"]
+    # all: raw_clips' files; none: spans of the source video.
+    store, shard, clips = results["all"]
+    media = clip_media_for_shard(store, shard)
+    assert all(m.is_clip_file and m.start_s == 0.0 for m in media.values())
+    store, shard, clips = results["none"]
+    media = clip_media_for_shard(store, shard)
+    assert [(m.is_clip_file, m.start_s) for m in media.values()] == [(False, 0.0), (False, clips[1]["start_s"])]
+    # A span, cut on demand to a file, holds exactly the clip's frames.
+    with local_clip_file(store, media[clips[1]["clip_id"]], clips[1]) as local:
+        assert len(decoded(local)) == 30
+    # passing: the long_takes step cuts only the clips that pass; clip_media then finds them.
+    store, shard, clips = results["passing"]
+    table = build_clip_files(store, shard, RawClipsSettings(clip_files="passing"), {clips[1]["clip_id"]}).to_pylist()
+    assert [(r["clip_id"], r["error"]) for r in table] == [(clips[1]["clip_id"], "")]
+    media = clip_media_for_shard(store, shard)
+    assert [m.is_clip_file for m in media.values()] == [False, True]
+    assert len(decoded(media[clips[1]["clip_id"]].path)) == 30
+    # A setting change publishes an empty clip_files shard: no stale file is read.
+    build_clip_files(store, shard, RawClipsSettings(clip_files="none"))
+    assert not any(m.is_clip_file for m in clip_media_for_shard(store, shard).values())
