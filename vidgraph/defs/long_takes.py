@@ -37,7 +37,7 @@ PREVIEW_COLUMNS = ["clip_id", "duration_s", "passed", "reasons", "dynamic_degree
     partitions_def=shards,
     retry_policy=STEP_RETRY,
     group_name="clips",
-    code_version="1",
+    code_version="2",  # 2: OCR columns and the clip_ocr side table
     deps=[raw_clips],
     kinds={"parquet", "opencv"},
 )
