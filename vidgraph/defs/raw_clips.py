@@ -15,10 +15,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from vidgraph.defs.metadata import contact_sheet, image_md, md_table
+from vidgraph.defs.guards import require_ingested
+from vidgraph.defs.metadata import contact_sheet, image_file, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
 from vidgraph.defs.source_videos import accounting, source_videos
+from vidgraph.defs.versions import raw_clips_version
 from vidgraph.media.decode import iter_video_frames
 from vidgraph.media.probe import open_input
 from vidgraph.media.shots import DETECTORS, ShotDetectorConfig
@@ -36,13 +38,14 @@ class RawClipsConfig(Config):
         return ShotDetectorConfig(detector=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len)
 
 
-@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version="1", deps=[source_videos], kinds={"video", "parquet"})
+@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version=raw_clips_version(), deps=[source_videos], kinds={"video", "parquet"})
 def raw_clips(
     context: AssetExecutionContext, config: RawClipsConfig, store: DatasetStoreResource, ingest_settings: IngestSettings
 ) -> MaterializeResult:
     """Shots found by PySceneDetect in one low-res decode, cut frame-accurately into H.264+AAC clips."""
     st = store.get_store()
     shard = context.partition_key
+    require_ingested(st, shard)
     settings = RawClipsSettings(detector=config.detector_config(), policy=ingest_settings.policy())
     result = build_raw_clips(st, shard, settings)
     rows = result.table.to_pylist()
@@ -59,7 +62,7 @@ def raw_clips(
             "detector": MetadataValue.json(settings.detector.describe()),
             "preview": md_table(rows, PREVIEW_COLUMNS),
             "quarantine": md_table(quarantined, ["path", "reason"]),
-            "first_frames": image_md(sheet, "first keyframe of each clip"),
+            "first_frames": image_file(st, ASSET, shard, "first_frames.jpg", sheet),
             "location": MetadataValue.path(st.uri(ASSET, shard)),
         }
     )

@@ -120,6 +120,13 @@ class CaptionSettings(ConfigurableResource):
         return load_profile(self.profile, resolve=False)
 
 
+class IngestScheduleSettings(ConfigurableResource):
+    """How the ingest schedule closes shards: the longest a partial shard waits to fill, and a bound per tick."""
+
+    shard_max_wait_s: float = 3600.0
+    max_videos_per_tick: int = 512
+
+
 def _env_or(name: str, default: str):
     """An EnvVar when the variable is set (so the UI shows where the value comes from)."""
     return EnvVar(name) if os.environ.get(name) else default
@@ -145,4 +152,5 @@ def build_resources(
             landing_dir=landing or _env_or("VIDGRAPH_LANDING", DEFAULT_LANDING),
             shard_size=shard_size or int(os.environ.get("VIDGRAPH_SHARD_SIZE", "8")),
         ),
+        "ingest_schedule_settings": IngestScheduleSettings(),
     }

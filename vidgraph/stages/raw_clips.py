@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from vidgraph.media.analysis import AnalysisConfig, VideoAnalysis, analyze_video
 from vidgraph.media.cutting import ClipEncoding, ClipFile, cut_clips
 from vidgraph.media.probe import InputPolicy, InputRejected
 from vidgraph.media.shots import ShotDetectorConfig
+from vidgraph.progress import video_done
 from vidgraph.stages.source_videos import StageResult, quarantine_row
 from vidgraph.storage.schemas import QUARANTINE_SCHEMA, RAW_CLIPS_SCHEMA, VIDEO_KEYFRAMES_SCHEMA
 from vidgraph.storage.store import DatasetStore
@@ -102,6 +104,7 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
         for video in videos:
             vid = video["video_id"]
             media = store.path(video["media_path"])
+            started = time.monotonic()
             try:
                 with store.local_copy(media, suffix=".video") as local:
                     analysis = analyze_video(local, settings.detector, settings.analysis, settings.policy)
@@ -120,6 +123,7 @@ def build_raw_clips(store: DatasetStore, shard: str, settings: RawClipsSettings 
                     quarantine_row(video["landing_path"], f"decode failed: {type(e).__name__}: {e}", ASSET, shard, video["sha256"], vid)
                 )
                 continue
+            video_done(ASSET, video["relpath"], analysis.n_frames, analysis.duration_s, started, f"{len(files)} clips")
             for i, (shot, f) in enumerate(zip(analysis.shots, files)):
                 clip_rows.append(
                     {

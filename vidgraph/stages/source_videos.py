@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidgraph.media.probe import InputPolicy, InputRejected, probe_video
+from vidgraph.progress import video_done
 from vidgraph.storage.schemas import QUARANTINE_SCHEMA, SOURCE_VIDEOS_SCHEMA
 from vidgraph.storage.store import DatasetStore
 
@@ -93,6 +95,7 @@ def build_source_videos(
         for entry in ledger:
             path = Path(entry["landing_path"])
             vid = video_id_for(entry["sha256"])
+            started = time.monotonic()
 
             def reject(reason: str) -> None:
                 quarantined.append(quarantine_row(str(path), reason, ASSET, shard, entry["sha256"], vid))
@@ -127,6 +130,7 @@ def build_source_videos(
                     "media_path": media_rel,
                 }
             )
+            video_done(ASSET, entry["relpath"], row.get("n_frames_declared") or 0, row.get("duration_s") or 0.0, started, "probed and copied")
         rows.sort(key=lambda r: r["video_id"])
         table = pa.Table.from_pylist(rows, schema=SOURCE_VIDEOS_SCHEMA)
         pq.write_table(table, staging / f"{ASSET}.parquet", compression="zstd")

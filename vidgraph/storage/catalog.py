@@ -17,6 +17,7 @@ from vidgraph.storage.schemas import (
     LONG_TAKES_SCHEMA,
     QUARANTINE_SCHEMA,
     RAW_CLIPS_SCHEMA,
+    RUN_FAILURES_SCHEMA,
     SOURCE_VIDEOS_SCHEMA,
 )
 from vidgraph.storage.store import DatasetStore
@@ -30,6 +31,7 @@ KNOWN_SCHEMAS = {
     "long_takes": LONG_TAKES_SCHEMA,
     "clip_keyframes": CLIP_KEYFRAMES_SCHEMA,
     "frame_captions": FRAME_CAPTIONS_SCHEMA,
+    "run_failures": RUN_FAILURES_SCHEMA,
 }
 
 # Assets whose every table, whatever its file name, belongs to one view.
