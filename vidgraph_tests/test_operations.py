@@ -34,8 +34,10 @@ from vidgraph.defs.operations import record_run_failures, stale_partitions_senso
 from vidgraph.defs.partitions import shards
 from vidgraph.defs.resources import IngestScheduleSettings, IngestSettings, build_resources
 from vidgraph.defs.schedules import default_status, ingest_schedule
+from vidgraph.ingest import ingest
 from vidgraph.storage.catalog import Catalog
 from vidgraph.storage.store import DatasetStore
+from vidgraph_tests.conftest import make_landing
 
 
 def _instance(tmp_path) -> DagsterInstance:
@@ -200,11 +202,19 @@ def _check_blocks(defs, instance, verdict):
     assert run("raw_clips") == {"long_takes": {"shard-a"}}
 
 
-def test_a_partition_never_ingested_fails_at_once_and_is_recorded(tmp_path):
+def test_a_partition_never_ingested_fails_at_once_and_is_recorded(tmp_path, cut_video):
     root = tmp_path / "root"
     resources = build_resources(root=str(root), landing=str(tmp_path))
     with DagsterInstance.ephemeral() as instance:
         _typo(instance, resources, root)
+        # An ingested shard whose upstream table is missing is refused at once too.
+        (shard,) = ingest(make_landing(tmp_path, [cut_video]), DatasetStore(str(root))).new_shards
+        instance.add_dynamic_partitions("shards", [shard])
+        job = build_defs(resources).resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("long_takes")})
+        run = job.execute_in_process(instance=instance, partition_key=shard, raise_on_error=False)
+        assert not run.success and not instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+        (step,) = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+        assert "materialize raw_clips" in step.dagster_event.event_specific_data.error.message
 
 
 def _typo(instance, resources, root):

@@ -51,7 +51,7 @@ def frame_captions(
     profile = caption_settings.load()
     st = store.get_store()
     shard = context.partition_key
-    require_ingested(st, shard)
+    require_ingested(st, shard, "long_takes")
     started = time.monotonic()
     result = build_frame_captions(st, shard, vlm.get_model(), llm.get_model(), profile.generation, profile.captions)
     rows = result.table.to_pylist()

@@ -15,9 +15,20 @@ from vidgraph.storage.store import DatasetStore
 INGEST_HINT = "Shards are created by `vidgraph ingest LANDING` (or the landing sensor / ingest schedule); pick one of those."
 
 
-def require_ingested(store: DatasetStore, shard: str) -> None:
-    """Raise a non-retryable Failure unless ``shard`` has a row in the ingest ledger."""
+def require_ingested(store: DatasetStore, shard: str, *upstream: str) -> None:
+    """Raise a non-retryable Failure unless ``shard`` has a row in the ingest ledger and each
+    ``upstream`` asset has its table for the shard."""
     if store.exists(store.table_path("ingest_ledger", shard)):
+        missing = [a for a in upstream if not store.exists(store.table_path(a, shard))]
+        if missing:
+            raise Failure(
+                description=(
+                    f"{', '.join(missing)} has no table for shard {shard!r} yet: materialize "
+                    f"{' and '.join(missing)} for this partition first (automation does so once it is ingested)."
+                ),
+                metadata={"shard": shard, "missing": ", ".join(missing)},
+                allow_retries=False,
+            )
         return
     from vidgraph.ingest import ledger_shards
 

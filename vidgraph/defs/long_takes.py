@@ -45,7 +45,7 @@ def long_takes(
     """Every raw clip with its long-take metrics, verdict and reasons (LVD-2M filter, no new decode)."""
     st = store.get_store()
     shard = context.partition_key
-    require_ingested(st, shard)
+    require_ingested(st, shard, "raw_clips")
     config = long_take_settings.config()
     started = time.monotonic()
     result = build_long_takes(st, shard, config, clip_scorer.get_scorer())

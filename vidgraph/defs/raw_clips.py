@@ -45,7 +45,7 @@ def raw_clips(
     """Shots found by PySceneDetect in one low-res decode, cut frame-accurately into H.264+AAC clips."""
     st = store.get_store()
     shard = context.partition_key
-    require_ingested(st, shard)
+    require_ingested(st, shard, "source_videos")
     settings = RawClipsSettings(detector=config.detector_config(), policy=ingest_settings.policy())
     result = build_raw_clips(st, shard, settings)
     rows = result.table.to_pylist()
