@@ -70,6 +70,10 @@ def long_takes_version(long_take_settings=None, clip_scorer=None) -> str:
     return version_of("long_takes", {"thresholds": config.describe(), "dynamic": dynamic_scorer_json(), "scorer": scorer})
 
 
+# Caption settings that only the checks read: changing them re-judges, it does not re-caption.
+CAPTION_CHECK_KEYS = frozenset({"min_words", "max_words", "max_repetition", "repetition_n"})
+
+
 def frame_captions_version(profile_name: str | None = None) -> str:
     """Model refs, prompt texts (frame_captions_code_version), generation and caption settings."""
     from vidgraph.captions.frame_captions import frame_captions_code_version
@@ -81,7 +85,7 @@ def frame_captions_version(profile_name: str | None = None) -> str:
         {
             "models_and_prompts": frame_captions_code_version(profile.vlm.ref, profile.llm.ref),
             "generation": asdict(profile.generation),
-            "captions": dict(profile.captions),
+            "captions": {k: v for k, v in profile.captions.items() if k not in CAPTION_CHECK_KEYS},
         },
     )
 
