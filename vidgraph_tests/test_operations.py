@@ -52,15 +52,16 @@ def _requested(result, defs) -> dict[str, set]:
 
 
 def _tick(instance, resources, max_wait_s):
-    ctx = build_schedule_context(
+    # Entered: the context opens its own handle on the instance and must close it again.
+    with build_schedule_context(
         instance=instance,
         resources={
             "store": resources["store"],
             "ingest_settings": resources["ingest_settings"],
             "ingest_schedule_settings": IngestScheduleSettings(shard_max_wait_s=max_wait_s),
         },
-    )
-    return ingest_schedule(ctx)
+    ) as ctx:
+        return ingest_schedule(ctx)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,8 @@ def test_prompt_change_requests_only_the_caption_partitions(flowed, tmp_path, mo
     import vidgraph.captions.prompts as prompts
 
     def stale(defs):
-        return stale_partitions_sensor(build_sensor_context(instance=flowed["instance"], definitions=defs))
+        with build_sensor_context(instance=flowed["instance"], definitions=defs) as ctx:
+            return stale_partitions_sensor(ctx)
 
     assert isinstance(stale(flowed["defs"]), SkipReason)  # nothing changed yet
     copy = tmp_path / "prompts"
