@@ -117,8 +117,10 @@ def cmd_run(args) -> int:
                 failed = "WARN" if e.severity.value == "WARN" else "FAILED"
                 checks[f"{e.asset_key.to_user_string()}:{e.check_name}"] = "passed" if e.passed else failed
         # A check whose asset was skipped (an upstream blocking check failed) did not run: it is
-        # reported as such, not as failed; the check that blocked is the one marked FAILED.
-        checks.update({c: "not run" for c in sorted(_planned_checks(instance, run.run_id) - set(checks))})
+        # reported as such, not as failed; the check that blocked is the one marked FAILED. A
+        # check of an asset that was materialized but has no result raised an error.
+        for c in sorted(_planned_checks(instance, run.run_id) - set(checks)):
+            checks[c] = "error" if c.split(":")[0] in assets else "not run"
         # A WARN-severity check flags something to look at; it does not fail the shard.
         shard_ok = run.success and all(v != "FAILED" for v in checks.values())
         ok &= shard_ok
