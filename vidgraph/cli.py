@@ -221,7 +221,10 @@ def _run(args, defs, stop, reinstall) -> int:
     if resumed:
         summary["resumed"] = resumed
     ok = True
-    for shard in todo:
+    from vidgraph.progress import configure_cli_logging, iterate
+
+    configure_cli_logging()
+    for shard in iterate(todo, "shards"):
         if stop.is_set():  # Dagster may end the run as failed and swallow _Terminated
             break
         run = job.execute_in_process(
@@ -241,6 +244,11 @@ def _run(args, defs, stop, reinstall) -> int:
                 e = ev.event_specific_data
                 failed = "WARN" if e.severity.value == "WARN" else "FAILED"
                 checks[f"{e.asset_key.to_user_string()}:{e.check_name}"] = "passed" if e.passed else failed
+        # A check whose asset was skipped (an upstream blocking check failed) did not run: it is
+        # reported as such, not as failed; the check that blocked is the one marked FAILED. A
+        # check of an asset that was materialized but has no result raised an error.
+        for c in sorted(_planned_checks(instance, run.run_id) - set(checks)):
+            checks[c] = "error" if c.split(":")[0] in assets else "not run"
         # A WARN-severity check flags something to look at; it does not fail the shard.
         shard_ok = run.success and all(v != "FAILED" for v in checks.values())
         ok &= shard_ok
@@ -253,6 +261,13 @@ def _run(args, defs, stop, reinstall) -> int:
     summary["totals"] = _totals(store)
     print(json.dumps(summary, indent=2))
     return 0 if ok else 1
+
+
+def _planned_checks(instance, run_id: str) -> set[str]:
+    from dagster import DagsterEventType
+
+    logs = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
+    return {f"{e.dagster_event.event_specific_data.asset_key.to_user_string()}:{e.dagster_event.event_specific_data.check_name}" for e in logs}
 
 
 def _totals(store) -> dict:
@@ -445,8 +460,18 @@ def _print_table(rows: list[dict]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vidgraph")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidgraph", description="Raw videos to a video-language dataset.")
+    p.add_argument("--version", action="version", version=f"vidgraph {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_root(sp):
@@ -530,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from vidgraph.quiet import quiet_cli
+
+    quiet_cli(uses_dagster=args.command == "run" or (args.command == "ingest" and bool(os.environ.get("DAGSTER_HOME"))))
     if getattr(args, "detector", "x") is None:
         from vidgraph.media.shots import ShotDetectorConfig
 

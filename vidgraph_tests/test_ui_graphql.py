@@ -55,6 +55,7 @@ def dagster_dev(tmp_path):
         "DAGSTER_HOME": str(home),
         "VIDGRAPH_ROOT": str(tmp_path / "root"),
         "VIDGRAPH_LANDING": str(tmp_path / "landing"),
+        "VIDGRAPH_AUTOMATION": "off",  # this test launches its own run; no schedule, sensor or automation runs beside it
     }
     log = open(tmp_path / "dagster-dev.log", "wb")
     proc = subprocess.Popen(

@@ -1,6 +1,6 @@
 """frame_captions: differential sliding-window and three-level dense captions of the passing long takes."""
 
-import json
+import time
 from collections.abc import Callable
 
 from dagster import (
@@ -18,23 +18,18 @@ from vidgraph.captions.keyframes import row_keyframe_problems
 from vidgraph.captions.quality import dense_timestamps_ok, missing_caption_levels, repetition_ratio, word_count
 from vidgraph.defs.long_takes import long_takes
 from vidgraph.defs.executors import GPU_OP_TAGS
+from vidgraph.defs.guards import require_ingested
 from vidgraph.defs.metadata import failing_rows_result, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import CaptionSettings, DatasetStoreResource
-from vidgraph.models.profiles import default_profile_name, load_profile
+from vidgraph.defs.versions import frame_captions_version
 from vidgraph.models.resources import ChatModelResource
+from vidgraph.progress import stage_done
 from vidgraph.stages.frame_captions import ASSET, build_frame_captions
 
 
 def _code_version() -> str:
-    profile = load_profile(default_profile_name(), resolve=False)
-    return frame_captions_code_version(profile.vlm.ref, profile.llm.ref, keyframe_encoder_ref(profile.captions))
-
-
-def keyframe_encoder_ref(captions: dict) -> str:
-    """Identity of the keyframe encoder and threshold a profile names (no model is loaded)."""
-    spec = dict(captions.get("keyframe_encoder") or {})
-    return json.dumps({"encoder": spec or "grid", "threshold": captions.get("keyframe_threshold")}, sort_keys=True)
+    return frame_captions_version()  # models, prompts, keyframe encoder, generation and caption settings
 
 
 @asset(
@@ -60,6 +55,8 @@ def frame_captions(
     profile = caption_settings.load()
     st = store.get_store()
     shard = context.partition_key
+    require_ingested(st, shard, "long_takes")
+    started = time.monotonic()
     encoder = build_image_encoder(profile.captions.get("keyframe_encoder"))
     try:
         result = build_frame_captions(st, shard, vlm.get_model(), llm.get_model(), profile.generation, profile.captions,
@@ -67,6 +64,7 @@ def frame_captions(
     finally:
         encoder.close()
     rows = result.table.to_pylist()
+    stage_done(ASSET, shard, len(rows), "clips", sum(r["duration_s"] or 0.0 for r in rows), started)
     errors = [r for r in rows if r["error"]]
     for r in errors:
         context.log.warning(f"caption error on {r['clip_id']}: {r['error']}")
@@ -116,7 +114,7 @@ def every_long_take_captioned(context: AssetCheckExecutionContext, store: Datase
 def _row_check(st, shard: str, problem: Callable[[dict], str | None]) -> AssetCheckResult:
     rows = [r for r in st.read_table(ASSET, shard).to_pylist() if r["caption"]]
     failures = [{"clip_id": r["clip_id"], "problem": p, "caption": r["caption"][:100]} for r in rows if (p := problem(r))]
-    return failing_rows_result(failures, captions=len(rows))
+    return failing_rows_result(failures, st, shard, captions=len(rows))
 
 
 @asset_check(asset=frame_captions, partitions_def=shards)

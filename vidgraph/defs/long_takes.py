@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import time
 from collections import Counter
 
 import numpy as np
@@ -16,11 +17,14 @@ from dagster import (
     asset_check,
 )
 
-from vidgraph.defs.metadata import bar_chart_png, contact_sheet, failing_rows_result, image_md, md_table
+from vidgraph.defs.guards import require_ingested
+from vidgraph.defs.metadata import bar_chart_png, contact_sheet, failing_rows_result, image_file, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.raw_clips import raw_clips
 from vidgraph.defs.resources import ClipFileSettings, ClipScorerResource, DatasetStoreResource, IngestSettings, LongTakeSettings
+from vidgraph.defs.versions import long_takes_version
 from vidgraph.media.longtake import REASONS, LongTakeConfig, failure_reasons, gradual_transitions, inner_cuts
+from vidgraph.progress import stage_done
 from vidgraph.stages.long_takes import ASSET, KEYFRAMES_TABLE, build_long_takes
 
 def ocr_engine(config: LongTakeConfig):
@@ -37,7 +41,7 @@ PREVIEW_COLUMNS = ["clip_id", "duration_s", "passed", "reasons", "dynamic_degree
     partitions_def=shards,
     retry_policy=STEP_RETRY,
     group_name="clips",
-    code_version="2",  # 2: OCR columns and the clip_ocr side table
+    code_version=long_takes_version(),
     deps=[raw_clips],
     kinds={"parquet", "opencv"},
 )
@@ -52,9 +56,12 @@ def long_takes(
     """Every raw clip with its long-take metrics, verdict and reasons (LVD-2M filter); files for the passing clips."""
     st = store.get_store()
     shard = context.partition_key
+    require_ingested(st, shard, "raw_clips")
     config = long_take_settings.config()
+    started = time.monotonic()
     result = build_long_takes(st, shard, config, clip_scorer.get_scorer(), ocr=ocr_engine(config))
     rows = result.table.to_pylist()
+    stage_done(ASSET, shard, len(rows), "clips", sum(r["duration_s"] for r in rows), started)
     passing = [r for r in rows if r["passed"]]
     files = write_clip_files(context, st, shard, {r["clip_id"] for r in passing}, clip_file_settings, ingest_settings)
     reasons = Counter(reason for r in rows for reason in r["reasons"])
@@ -70,9 +77,9 @@ def long_takes(
             "passed_seconds": round(sum(r["duration_s"] for r in passing), 1),
             "by_reason": md_table(by_reason, limit=20),
             "camera_motion": MetadataValue.json(dict(Counter(r["camera_motion"] for r in rows))),
-            "dynamic_degree_histogram": image_md(_dynamic_histogram(rows, config), "dynamic degree", "image/png"),
-            "passing_keyframes": image_md(_sheet(st, shard, passing), "passing clips"),
-            "failing_keyframes": image_md(_sheet(st, shard, [r for r in rows if not r["passed"]]), "failing clips"),
+            "dynamic_degree_histogram": image_file(st, ASSET, shard, "dynamic_degree_histogram.png", _dynamic_histogram(rows, config)),
+            "passing_keyframes": image_file(st, ASSET, shard, "passing_keyframes.jpg", _sheet(st, shard, passing)),
+            "failing_keyframes": image_file(st, ASSET, shard, "failing_keyframes.jpg", _sheet(st, shard, [r for r in rows if not r["passed"]])),
             "preview": md_table(rows, PREVIEW_COLUMNS),
             "thresholds": MetadataValue.json(config.describe()),
             "location": MetadataValue.path(st.uri(ASSET, shard)),
@@ -139,7 +146,7 @@ def one_row_per_raw_clip(context: AssetCheckExecutionContext, store: DatasetStor
     failures = [{"clip_id": c, "problem": "no row"} for c in clips if c not in rows]
     failures += [{"clip_id": c, "problem": f"{n} rows"} for c, n in rows.items() if n > 1]
     failures += [{"clip_id": c, "problem": "not a raw clip"} for c in rows if c not in set(clips)]
-    return failing_rows_result(failures, raw_clips=len(clips), rows=sum(rows.values()))
+    return failing_rows_result(failures, st, shard, raw_clips=len(clips), rows=sum(rows.values()))
 
 
 @asset_check(asset=long_takes, blocking=True, partitions_def=shards)
@@ -158,7 +165,7 @@ def thresholds_result(st, shard: str, settings: LongTakeSettings) -> AssetCheckR
         for r in rows
         if (v := failure_reasons(r, config))
     ]
-    return failing_rows_result(failures, passing_clips=len(rows))
+    return failing_rows_result(failures, st, shard, passing_clips=len(rows))
 
 
 @asset_check(asset=long_takes, partitions_def=shards)

@@ -23,12 +23,42 @@ def md_table(rows: Sequence[dict], columns: Sequence[str] | None = None, limit: 
     return MetadataValue.md("\n".join(out))
 
 
-def failing_rows_result(failures: list[dict], **counts) -> AssetCheckResult:
-    """A check that passes when no row fails; the failing rows are shown in its metadata."""
+def failing_rows_result(failures: list[dict], store=None, shard: str | None = None, **counts) -> AssetCheckResult:
+    """A check that passes when no row fails; the failing rows are shown in its metadata.
+
+    With ``store`` and ``shard``, each failing row that names a video (``video_id``, or a
+    ``clip_id`` made from one) also names the landed file (``file``: its landing relpath), so a
+    person can find the video without looking up hashes."""
+    if failures and store is not None and shard:
+        failures = with_landed_files(failures, store, shard)
     return AssetCheckResult(
         passed=not failures,
         metadata={**counts, "failing_rows": len(failures), "failures": md_table(failures, limit=50)},
     )
+
+
+def _video_of(row: dict) -> str | None:
+    if row.get("video_id"):
+        return row["video_id"]
+    clip = str(row.get("clip_id") or "")
+    return clip.split("-c")[0] if clip.startswith("v") and "-c" in clip else None  # clip_id_for: <video_id>-cNNNN
+
+
+def with_landed_files(rows: list[dict], store, shard: str) -> list[dict]:
+    """``rows`` with a ``file`` column (the landing relpath from source_videos) after the id columns."""
+    path = store.table_path("source_videos", shard)
+    if not store.exists(path):
+        return rows
+    names = {r["video_id"]: r["relpath"] for r in store.read_table("source_videos", shard).select(["video_id", "relpath"]).to_pylist()}
+    out = []
+    for r in rows:
+        vid = _video_of(r)
+        if vid is None or "file" in r:
+            out.append(r)
+            continue
+        ids = {k: v for k, v in r.items() if k in ("clip_id", "video_id")}
+        out.append({**ids, "file": names.get(vid, ""), **{k: v for k, v in r.items() if k not in ids}})
+    return out
 
 
 def _cell(v) -> str:
@@ -61,10 +91,41 @@ def contact_sheet(images: Sequence[bytes], labels: Sequence[str], thumb_w: int =
     return buf.tobytes() if ok else None
 
 
+# Inline images are served small: every metadata value lives in the run and index databases
+# (a full contact sheet was ~175 KB per shard). Full-size images go to files: image_file.
+INLINE_MAX_WIDTH = 320
+
+
+def _shrink(data: bytes, max_width: int = INLINE_MAX_WIDTH) -> tuple[bytes, str] | None:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    if img.shape[1] > max_width:
+        img = cv2.resize(img, (max_width, max(1, int(img.shape[0] * max_width / img.shape[1]))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return (buf.tobytes(), "image/jpeg") if ok else None
+
+
 def image_md(data: bytes | None, alt: str, mime: str = "image/jpeg") -> MetadataValue:
+    """A small inline preview (at most INLINE_MAX_WIDTH px wide, JPEG); prefer image_file."""
     if not data:
         return MetadataValue.md("_no image_")
+    small = _shrink(data)
+    if small is not None:
+        data, mime = small
     return MetadataValue.md(f"![{alt}](data:{mime};base64,{base64.b64encode(data).decode()})")
+
+
+def image_file(store, asset: str, shard: str, name: str, data: bytes | None) -> MetadataValue:
+    """Write an image next to the shard (``ROOT/<asset>/<shard>/plots/<name>``) and link it.
+
+    Call after the shard is published (publishing replaces the shard folder). The metadata holds
+    the file's path, not its bytes."""
+    if not data:
+        return MetadataValue.md("_no image_")
+    path = store.path(asset, shard, "plots", name)
+    store.write_bytes(path, data)
+    return MetadataValue.path(store.uri(asset, shard, "plots", name))
 
 
 def bar_chart_png(counts, edges, title: str, marks: dict[str, float] | None = None, size=(480, 220)) -> bytes | None:

@@ -15,12 +15,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from vidgraph.defs.metadata import contact_sheet, image_md, md_table
+from vidgraph.defs.guards import require_ingested
+from vidgraph.defs.metadata import contact_sheet, image_file, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import ClipFileSettings, DatasetStoreResource, IngestSettings
 from vidgraph.defs.source_videos import accounting, source_videos
 from vidgraph.faults import reraise_if_infrastructure
 from vidgraph.media.clip_media import clip_media_for_shard, local_clip_media
+from vidgraph.defs.versions import raw_clips_version
 from vidgraph.media.decode import iter_video_frames
 from vidgraph.media.probe import open_input
 from vidgraph.media.shots import DETECTORS, ShotDetectorConfig
@@ -38,7 +40,7 @@ class RawClipsConfig(Config):
         return ShotDetectorConfig(detector=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len)
 
 
-@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version="2", deps=[source_videos], kinds={"video", "parquet"})
+@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="clips", code_version=raw_clips_version(), deps=[source_videos], kinds={"video", "parquet"})
 def raw_clips(
     context: AssetExecutionContext,
     config: RawClipsConfig,
@@ -49,6 +51,7 @@ def raw_clips(
     """Shots found in one low-res decode, as spans with signals and keyframes (clip files by the clip_files setting)."""
     st = store.get_store()
     shard = context.partition_key
+    require_ingested(st, shard, "source_videos")
     settings = clip_file_settings.apply(RawClipsSettings(detector=config.detector_config(), policy=ingest_settings.policy()))
     result = build_raw_clips(st, shard, settings, log=context.log.warning)
     rows = result.table.to_pylist()
@@ -67,7 +70,7 @@ def raw_clips(
             "without_sound": md_table([r for r in rows if r["audio_note"]], ["clip_id", "audio_note"]),
             "preview": md_table(rows, PREVIEW_COLUMNS),
             "quarantine": md_table(quarantined, ["path", "reason"]),
-            "first_frames": image_md(sheet, "first keyframe of each clip"),
+            "first_frames": image_file(st, ASSET, shard, "first_frames.jpg", sheet),
             "location": MetadataValue.path(st.uri(ASSET, shard)),
         }
     )

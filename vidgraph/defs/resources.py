@@ -204,6 +204,13 @@ class AudioSettings(ConfigurableResource):
         return load_profile(self.profile, resolve=False)
 
 
+class IngestScheduleSettings(ConfigurableResource):
+    """How the ingest schedule closes shards: the longest a partial shard waits to fill, and a bound per tick."""
+
+    shard_max_wait_s: float = 3600.0
+    max_videos_per_tick: int = 512
+
+
 def _env_or(name: str, default: str):
     """An EnvVar when the variable is set (so the UI shows where the value comes from)."""
     return EnvVar(name) if os.environ.get(name) else default
@@ -240,6 +247,7 @@ def build_resources(
             shard_size=shard_size or shard_size_from_env(),
             min_file_age_s=env_number("VIDGRAPH_SETTLE_S", DEFAULT_SETTLE_S, minimum=0),
         ),
+        "ingest_schedule_settings": IngestScheduleSettings(),
     }
     resources.update(build_release_resources(root))
     return resources

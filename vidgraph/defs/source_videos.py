@@ -11,22 +11,25 @@ from dagster import (
     asset_check,
 )
 
+from vidgraph.defs.guards import require_ingested
 from vidgraph.defs.metadata import md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
+from vidgraph.defs.versions import source_videos_version
 from vidgraph.stages.source_videos import ASSET, build_source_videos
 from vidgraph.storage.store import DatasetStore
 
 PREVIEW_COLUMNS = ["video_id", "relpath", "video_codec", "width", "height", "duration_s", "avg_fps", "is_vfr", "has_audio"]
 
 
-@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="ingest", code_version="1", kinds={"video", "parquet"})
+@asset(partitions_def=shards, retry_policy=STEP_RETRY, group_name="ingest", code_version=source_videos_version(), kinds={"video", "parquet"})
 def source_videos(
     context: AssetExecutionContext, store: DatasetStoreResource, ingest_settings: IngestSettings
 ) -> MaterializeResult:
     """Source videos of a shard, probed with PyAV and copied into the dataset root; bad files quarantined."""
     st = store.get_store()
     shard = context.partition_key
+    require_ingested(st, shard)
     result = build_source_videos(st, shard, ingest_settings.policy(), landing_root=ingest_settings.landing_dir)
     rows = result.table.to_pylist()
     quarantined = result.quarantine.to_pylist()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from vidgraph.media.isolate import run_isolated
 from vidgraph.media.jobs import analyze_job, cut_job  # noqa: F401 - run in the media worker; re-exported
 from vidgraph.media.probe import InputPolicy, InputRejected
 from vidgraph.media.shots import ShotDetectorConfig
+from vidgraph.progress import video_done
 from vidgraph.stages.source_videos import StageResult, quarantine_row
 from vidgraph.storage.schemas import QUARANTINE_SCHEMA, RAW_CLIPS_SCHEMA, VIDEO_KEYFRAMES_SCHEMA
 from vidgraph.storage.store import DatasetStore
@@ -134,6 +136,7 @@ def build_raw_clips(
         for video in videos:
             vid = video["video_id"]
             media = store.path(video["media_path"])
+            started = time.monotonic()
             try:
                 with store.local_copy(media, suffix=".video") as local:
                     analysis, audio_note = run_isolated(
@@ -157,6 +160,7 @@ def build_raw_clips(
                 log(f"{vid}: kept without its sound: {audio_note}")
             # Clip files are even-sized (yuv420p); smart-cut sources are even already.
             width, height = analysis.width // 2 * 2, analysis.height // 2 * 2
+            video_done(ASSET, video["relpath"], analysis.n_frames, analysis.duration_s, started, f"{len(analysis.shots)} clips")
             for i, shot in enumerate(analysis.shots):
                 clip_rows.append(
                     {

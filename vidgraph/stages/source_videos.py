@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 from vidgraph.faults import reraise_if_infrastructure
 from vidgraph.ingest import ledger_path
 from vidgraph.media.probe import InputPolicy, InputRejected, probe_video
+from vidgraph.progress import video_done
 from vidgraph.storage.schemas import QUARANTINE_SCHEMA, SOURCE_VIDEOS_SCHEMA
 from vidgraph.storage.store import DatasetStore
 
@@ -178,6 +180,7 @@ def build_source_videos(
         for entry in ledger:
             path = ledger_path(entry)  # the name as the file system spells it (may not be UTF-8)
             vid = video_id_for(entry["sha256"])
+            started = time.monotonic()
 
             def reject(reason: str) -> None:
                 quarantined.append(quarantine_row(entry["landing_path"], reason, ASSET, shard, entry["sha256"], vid))
@@ -214,6 +217,7 @@ def build_source_videos(
                     "media_path": media_rel,
                 }
             )
+            video_done(ASSET, entry["relpath"], row.get("n_frames_declared") or 0, row.get("duration_s") or 0.0, started, "probed and copied")
         rows.sort(key=lambda r: r["video_id"])
         table = pa.Table.from_pylist(rows, schema=SOURCE_VIDEOS_SCHEMA)
         pq.write_table(table, staging / f"{ASSET}.parquet", compression="zstd")

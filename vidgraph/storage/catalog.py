@@ -26,6 +26,7 @@ from vidgraph.storage.schemas import (
     MERGED_CAPTIONS_SCHEMA,
     QUARANTINE_SCHEMA,
     RAW_CLIPS_SCHEMA,
+    RUN_FAILURES_SCHEMA,
     SOURCE_VIDEOS_SCHEMA,
 )
 from vidgraph.storage.store import DatasetStore
@@ -50,6 +51,7 @@ KNOWN_SCHEMAS = {
     "gold_verdicts": GOLD_VERDICTS_SCHEMA,
     "retrieval_eval": RETRIEVAL_EVAL_SCHEMA,
     "narration_eval": NARRATION_EVAL_SCHEMA,
+    "run_failures": RUN_FAILURES_SCHEMA,
 }
 
 # long_takes' OCR side table (frames)

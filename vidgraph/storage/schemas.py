@@ -396,3 +396,17 @@ CLIP_FILES_SCHEMA = pa.schema(
         ("error", pa.string()),
     ]
 )
+
+# One row per failed run, written by the run-failure sensor (vidgraph/defs/operations.py).
+RUN_FAILURES_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("job_name", pa.string()),
+        ("partition", pa.string()),
+        ("assets", pa.list_(pa.string())),  # the run's asset selection; empty: the whole job
+        ("failed_at", pa.string()),  # UTC, ISO 8601
+        ("cause", pa.string()),  # the run's failure message
+        ("failed_steps", pa.list_(pa.struct([("step", pa.string()), ("error", pa.string()), ("message", pa.string())]))),
+        ("retried", pa.bool_()),  # a step was retried before the run failed
+    ]
+)
