@@ -295,12 +295,10 @@ from vidgraph.cli import main
 landing, root = sys.argv[1], sys.argv[2]
 rc = main(["run", landing, "--root", root, "--profile", "mine"])
 from dagster import AssetKey
-from vidgraph.captions.frame_captions import frame_captions_code_version
 from vidgraph.defs.frame_captions import frame_captions  # as the run built it
-from vidgraph.models.profiles import load_profile
-mine = load_profile("mine", resolve=False)
+from vidgraph.defs.versions import frame_captions_version
 got = frame_captions.code_versions_by_key[AssetKey("frame_captions")]
-print(json.dumps({"got": got, "want": frame_captions_code_version(mine.vlm.ref, mine.llm.ref), "rc": rc}))
+print(json.dumps({"got": got, "want": frame_captions_version("mine"), "rc": rc}))
 """
     env = {**os.environ, "VIDGRAPH_PROFILES_FILE": str(profiles)}
     env.pop("VIDGRAPH_PROFILE", None)
@@ -309,8 +307,6 @@ print(json.dumps({"got": got, "want": frame_captions_code_version(mine.vlm.ref, 
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["got"] == res["want"] and res["rc"] == 0
-    from vidgraph.captions.frame_captions import frame_captions_code_version
-    from vidgraph.models.profiles import load_profile
+    from vidgraph.defs.versions import frame_captions_version
 
-    tiny = load_profile("tiny", resolve=False)
-    assert res["got"] != frame_captions_code_version(tiny.vlm.ref, tiny.llm.ref)
+    assert res["got"] != frame_captions_version("tiny")

@@ -155,7 +155,8 @@ def test_the_running_test_s3_server_listens_on_loopback_only(moto_endpoint):
 
 SECRET = "vidgraphSENTINELsecret0123456789abcdef"
 KEY_ID = "AKIAVIDGRAPHSENTINEL"
-_SECRET_FIELD = re.compile(r"(?i)(secret|password|passwd|token|api_?key|access_?key|credential)")
+# "token" as a credential (auth_token, token), not a count of tokens (max_new_tokens).
+_SECRET_FIELD = re.compile(r"(?i)(secret|password|passwd|token(?!s)|api_?key|access_?key|credential)")
 
 
 def _resource_fields(resources: dict) -> dict[str, dict]:

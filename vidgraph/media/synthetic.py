@@ -138,7 +138,11 @@ class _SceneRenderer:
             return cv2.resize(self.canvas[y0:y0 + h * 1, x0:x0 + w * 1], (w, h))
         base = self.canvas[8:8 + h, 8:8 + w].copy()
         if s.kind == "object":
-            x = int((i * s.speed) % max(1, w - 40))
+            # Back and forth (a triangle wave): wrapping around would teleport the object, which
+            # is a jump cut inside a static scene, and the detector rightly finds those.
+            span = max(1, w - 40)
+            p = int(i * s.speed) % (2 * span)
+            x = p if p < span else 2 * span - p
             cv2.rectangle(base, (x, h // 3), (x + 40, h // 3 + 40), (255, 255, 255), -1)
         elif s.kind == "blur":
             base = cv2.GaussianBlur(base, (0, 0), 6)
