@@ -116,10 +116,14 @@ def test_schedule_waits_for_settled_files_and_a_full_shard_then_closes_it(flowed
 
 def test_new_shard_flows_to_the_last_asset_without_a_click(flowed):
     shard = flowed["shard"]
-    assert flowed["requested"] == [{"raw_clips": {shard}}, {"long_takes": {shard}}, {"frame_captions": {shard}}]
+    assert flowed["requested"] == [
+        {"raw_clips": {shard}}, {"long_takes": {shard}},
+        {"frame_captions": {shard}, "audio_captions": {shard}},  # siblings, in one tick
+        {"merged_captions": {shard}},
+    ]
     st = flowed["store"]
-    assert st.exists(st.table_path("frame_captions", shard))  # the last asset; its clips are too short to caption
-    mat = flowed["instance"].get_latest_materialization_event(AssetKey("frame_captions")).asset_materialization
+    assert st.exists(st.table_path("merged_captions", shard))  # the last shard asset; its clips are too short to caption
+    mat = flowed["instance"].get_latest_materialization_event(AssetKey("merged_captions")).asset_materialization
     assert mat.partition == shard
 
 
