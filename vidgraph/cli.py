@@ -234,16 +234,8 @@ def _run(args, defs, stop, reinstall) -> int:
             run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
         )
         reinstall()
-        assets, checks = {}, {}
-        for ev in run.all_events:
-            if ev.event_type_value == "ASSET_MATERIALIZATION":
-                mat = ev.event_specific_data.materialization
-                rc = mat.metadata.get("dagster/row_count")
-                assets[mat.asset_key.to_user_string()] = {"rows": rc.value if rc else None}
-            elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
-                e = ev.event_specific_data
-                failed = "WARN" if e.severity.value == "WARN" else "FAILED"
-                checks[f"{e.asset_key.to_user_string()}:{e.check_name}"] = "passed" if e.passed else failed
+        done = _run_summary(run)
+        assets, checks = done["assets"], done["checks"]
         # A check whose asset was skipped (an upstream blocking check failed) did not run: it is
         # reported as such, not as failed; the check that blocked is the one marked FAILED. A
         # check of an asset that was materialized but has no result raised an error.
