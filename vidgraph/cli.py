@@ -549,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from vidgraph.quiet import quiet_cli
 
-    quiet_cli(uses_dagster=args.command == "run" or (args.command == "ingest" and bool(os.environ.get("DAGSTER_HOME"))))
+    quiet_cli(uses_dagster=args.command in ("run", "release") or (args.command == "ingest" and bool(os.environ.get("DAGSTER_HOME"))))
     if getattr(args, "detector", "x") is None:
         from vidgraph.media.shots import ShotDetectorConfig
 
