@@ -14,6 +14,7 @@ from dagster import (
 from vidgraph.captions.audio_captions import AudioConfig, audio_captions_code_version, timeline_tiles
 from vidgraph.defs.executors import GPU_OP_TAGS
 from vidgraph.defs.long_takes import long_takes
+from vidgraph.defs.guards import require_ingested
 from vidgraph.defs.metadata import failing_rows_result, md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import AudioSettings, DatasetStoreResource
@@ -56,6 +57,7 @@ def audio_captions(
 
     st = store.get_store()
     shard = context.partition_key
+    require_ingested(st, shard, "long_takes")
     profile = audio_settings.load()
     models = AudioModels(SileroVAD(), audio_tagger.get_tagger(), asr.get_recognizer(), llm.get_model())
     result = build_audio_captions(st, shard, models, profile.generation, audio_settings.config())
