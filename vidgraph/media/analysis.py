@@ -47,12 +47,6 @@ class AnalysisConfig:
     keyframe_every_s: float = 2.0
     keyframe_max_side: int = 512
     keyframe_jpeg_quality: int = 85
-    # H.264 / HEVC: the analysis decode skips the in-loop deblocking filter (about 30 % of an
-    # H.264 decode) on sources whose long side is at least this; 0 never skips. Deblocking hides
-    # block edges that the 256-px analysis frames average away; skipping it also drifts the
-    # references until the next keyframe, so it is kept off where keyframes are stored at nearly
-    # the source's size (the default, 2 x keyframe_max_side: keyframes shrunk 2x or more).
-    skip_deblock_min_side: int = 1024
     # Per-frame signals are measured on stacks of this many frames; 1 measures frame by frame
     # (the reference the batched pass is tested against; same outputs, slower).
     batch_frames: int = 64
@@ -124,26 +118,6 @@ def configure_decoder(stream) -> None:
         stream.codec_context.thread_count = 0  # one per core
     except Exception:  # an already-open codec context keeps its settings
         pass
-
-
-def configure_analysis_decoder(stream, config: AnalysisConfig = AnalysisConfig()) -> bool:
-    """``configure_decoder``, and on H.264 / HEVC sources of ``config.skip_deblock_min_side`` or
-    more no in-loop deblocking (FFmpeg's ``skip_loop_filter=all``). Only the analysis pass
-    decodes this way: the decode-only baseline and the clip cutter keep the full decode.
-    Returns whether deblocking is skipped."""
-    configure_decoder(stream)
-    cc = stream.codec_context
-    skip = (
-        config.skip_deblock_min_side > 0
-        and cc.name in ("h264", "hevc")
-        and max(cc.width, cc.height) >= config.skip_deblock_min_side
-    )
-    if skip:
-        try:
-            cc.options = {**dict(cc.options or {}), "skip_loop_filter": "all"}
-        except Exception:  # an already-open codec context keeps its settings
-            return False
-    return skip
 
 
 def shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -218,12 +192,9 @@ def analysis_frames(frame, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
         frame = frame.reformat(format="yuv420p")
     planes = frame.planes
     y_small = shrink(plane_array(planes[0]), w, h)
-    i420 = np.empty((h * 3 // 2, w), np.uint8)
-    i420[:h] = y_small
-    q = (w // 2) * (h // 2)
-    chroma = i420[h:].reshape(-1)
-    chroma[:q] = shrink(plane_array(planes[1]), w // 2, h // 2).ravel()
-    chroma[q:] = shrink(plane_array(planes[2]), w // 2, h // 2).ravel()
+    u_small = shrink(plane_array(planes[1]), w // 2, h // 2)
+    v_small = shrink(plane_array(planes[2]), w // 2, h // 2)
+    i420 = np.concatenate([y_small.ravel(), u_small.ravel(), v_small.ravel()]).reshape(h * 3 // 2, w)
     return y_small, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
 
 
@@ -361,7 +332,7 @@ def analyze_video(
     """Decode ``path`` once at low resolution and return cuts, signals and keyframes."""
     with open_input(path) as container, opencv_threads(1), ThreadPoolExecutor(1, "vidgraph-flow") as flow_pool:
         stream = container.streams.video[0]
-        configure_analysis_decoder(stream, config)
+        configure_decoder(stream)
         src_w, src_h = stream.codec_context.width, stream.codec_context.height
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         w, h = even_size(config.width, src_w, src_h)
