@@ -317,6 +317,15 @@ Last run: {now}. Machine: {platform.machine()}, 2 CPU cores shared by several en
 {tab}
 
 What it shows: the per-frame signals' own arithmetic (now numpy over stacks of 64 frames) is a small share; the cost is OpenCV pixel work that every frame needs for the same outputs (the detector's BGR-to-HSV conversion of the 256-px frame is most of its column) and the 2 fps Farneback flow, whose cost per second of video is fixed (2 pairs of 160-px frames) while decoding gets cheaper with smaller pictures, lower frame rates and simpler codecs. Where "2 fps flow + quality" alone exceeds 0.3 of decode, b/a <= 1.3 cannot be reached in CPU time without changing the flow's rate or parameters, which issue 13 keeps; batching cannot remove the rest of the pixel work without changing the outputs, which it must not.
+
+Tried on 2026-12-01 to bring the pass under 1.3x decode, each measured on these videos, none kept:
+
+- Decoding at low resolution (libavcodec's `lowres=1`, set through `codec_context.options`): H.264 ignores it; it saved 5 % of the decode on `vtest.avi` (msmpeg4) and made the decode 27 % slower on `diver.mov` (mjpeg) and 23 % slower on `city_cc0.mpg` (MPEG-2), whose reduced-size IDCT has no SIMD path. (`lowres=2` saved 35 % on `vtest.avi` but gives 192x144 frames, below the 256-px analysis width.)
+- No H.264 deblocking in the analysis decode (`skip_loop_filter=all`): 30 % less decode on `cockatoo.mp4`, 25 % on `wannaworktogether.mp4`, 5 % on `synthetic_720p_40s.mp4` (CPU b/a on `cockatoo.mp4` 1.67 -> 1.30). But the decoder's references drift from the encoder's until the next IDR frame: PSNR against the normal decode fell to 30 dB (`cockatoo.mp4`) and 24 dB (`wannaworktogether.mp4`), too much for the stored keyframes, and the drift's reset at an IDR frame made the detector report a false cut inside `cockatoo.mp4`'s single shot (frame 145, its third keyframe). The other settings of the option (`noref`, `bidir`) saved nothing.
+- Cheaper Farneback settings at 2 fps: 2 iterations instead of 3 take about 17 % less time, and with `poly_n` 5 too 25-30 % less, but move `flow_mean` (the dynamic degree) by a median 0-14 % and 1-39 % per video, which would shift the long-take thresholds' calibration; 3 pyramid levels instead of 4 give the same flow and take the same time.
+- Keyframes shrunk from the YUV planes (as the analysis frames are) instead of swscale: 1 ms less per keyframe (under 0.1 ms a frame), but colours off by up to 7.5 grey levels on full-range (`yuvj`) sources.
+
+What remains is per-pixel OpenCV work each output needs (the shrink of the decoded planes, mostly memory traffic on a frame the decoder has just written; the detector's colour conversion, histograms, differences and thumbnails, about 0.25-0.35 ms a frame), and the 2 fps flow.
 """
     print(tab)
     if write:
