@@ -316,7 +316,7 @@ Last run: {now}. Machine: {platform.machine()}, 2 CPU cores shared by several en
 
 {tab}
 
-What it shows: the per-frame signals' own arithmetic (now numpy over stacks of 64 frames) is a small share; the cost is OpenCV pixel work that every frame needs for the same outputs (the detector's BGR-to-HSV conversion of the 256-px frame is most of its column) and the 2 fps Farneback flow, whose cost per second of video is fixed (2 pairs of 160-px frames) while decoding gets cheaper with smaller pictures, lower frame rates and simpler codecs. Where "2 fps flow + quality" alone exceeds 0.3 of decode, b/a <= 1.3 cannot be reached in CPU time without changing the flow's rate or parameters, which issue 13 keeps; batching cannot remove the rest of the pixel work without changing the outputs, which it must not.
+What it shows: the per-frame signals' own arithmetic (now numpy over stacks of 64 frames) is a small share; the cost is OpenCV pixel work that every frame needs for the same outputs (the detector's column is a handful of OpenCV calls a frame on the 256-px image, none dominant: colour conversion, mean difference, histograms, thumbnails) and the 2 fps Farneback flow, whose cost per second of video is fixed (2 pairs of 160-px frames) while decoding gets cheaper with smaller pictures, lower frame rates and simpler codecs. Where "2 fps flow + quality" alone exceeds 0.3 of decode, b/a <= 1.3 cannot be reached in CPU time without changing the flow's rate or parameters, which issue 13 keeps; batching cannot remove the rest of the pixel work without changing the outputs, which it must not.
 
 Tried on 2026-12-01 to bring the pass under 1.3x decode, each measured on these videos, none kept:
 
