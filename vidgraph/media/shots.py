@@ -202,6 +202,11 @@ class VidgraphParams:
     dissolve_spans_s: tuple[float, ...] = (0.12, 0.25, 0.5, 1.0)  # half-widths tried, seconds
     dissolve_min_delta: float = 14.0  # thumbnail change across the dissolve (grey levels)
     dissolve_max_residual: float = 0.3  # middle frame off the blend, share of that change
+    # ...or, where the camera moves on either side (the 32-px blend is off by motion), up to
+    # this on the 32 px thumbnail when the 16-px one is within dissolve_max_residual and the
+    # colours change by dissolve_motion_hist or more (which motion inside one shot does not)
+    dissolve_motion_residual: float = 0.6
+    dissolve_motion_hist: float = 0.45
     dissolve_min_hist: float = 0.25  # colour-histogram change across the dissolve
     # the middle frame's colours are new blends, not a mix of the two ends' (as when the camera
     # pans to a new view): histogram distance to the ends' mean, share of their distance
@@ -561,8 +566,11 @@ class VidgraphDetector:
         for k in self.ks:
             ok = sorted(
                 j for j, (d, r, a, h, mix, ha) in self.blend[k].items()
-                if d >= p.dissolve_min_delta and r <= p.dissolve_max_residual and h >= p.dissolve_min_hist
-                and mix >= p.dissolve_min_mix and 0.2 <= a <= 0.8
+                if d >= p.dissolve_min_delta and h >= p.dissolve_min_hist and mix >= p.dissolve_min_mix
+                and 0.2 <= a <= 0.8
+                and (r <= p.dissolve_max_residual
+                     or (r <= p.dissolve_motion_residual and h >= p.dissolve_motion_hist
+                         and self._mini_residual(j, k) <= p.dissolve_max_residual))
             )
             runs: list[list[int]] = []
             for j in ok:
@@ -606,6 +614,16 @@ class VidgraphDetector:
                         cut = fixed[0]
                 out.append((cut, float(max(self.blend[k][j][0] for j in run)), run[0] - k, run[-1] + k + 1))
         return out
+
+    def _mini_residual(self, j: int, k: int) -> float:
+        """The middle frame j off the blend of frames j - k and j + k on the 16-px thumbnails,
+        as a share of their change: motion that moves the 32-px picture within the window
+        shifts these by less than a cell, while a blend stays a blend at any size."""
+        if j - k < 0 or j + k >= len(self.minis):
+            return float("inf")
+        a, m, z = (self.minis[x].astype(np.float64) for x in (j - k, j, j + k))
+        dd = float(np.abs(z - a).sum())
+        return float(np.abs(m - (a + z) * 0.5).sum()) / max(dd, 1e-6)
 
     def _fixed_alpha_cut(self, a: int, z: int) -> tuple[int, int] | None:
         """(cut, ramp): the cut after the frames weighing under one half between the thumbnails
