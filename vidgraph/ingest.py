@@ -14,6 +14,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -53,12 +54,17 @@ def ledger_path(row: dict) -> Path:
     return Path(os.fsdecode(raw)) if raw else Path(row["landing_path"])
 
 
-@dataclass(frozen=True)
-class Candidate:
-    path: Path  # absolute, resolved, inside the landing zone
+class Candidate(NamedTuple):  # a tuple: 80,000 of them are made in milliseconds
+    location: str  # absolute, resolved, inside the landing zone (or the object's s3:// URI)
     relpath: str
     size: int
     sha256: str
+
+    @property
+    def path(self) -> Path | str:
+        """The file as a Path (an s3:// URI stays a string). Built on demand: a scan of 80,000
+        files makes no Path objects."""
+        return self.location if self.location.startswith("s3://") else Path(self.location)
 
 
 @dataclass(frozen=True)
@@ -85,12 +91,8 @@ class ScanResult:
 
     def signature(self) -> str:
         """Changes whenever the set of files (or their content) changes: a sensor cursor."""
-        h = hashlib.sha256()
-        for c in self.candidates:
-            h.update(f"{c.relpath}\0{c.sha256}\n".encode("utf-8", "surrogateescape"))
-        for r in self.rejected:
-            h.update(f"{r.relpath}\0{r.reason}\n".encode("utf-8", "surrogateescape"))
-        return h.hexdigest()[:16]
+        text = "".join([f"{c.relpath}\0{c.sha256}\n" for c in self.candidates] + [f"{r.relpath}\0{r.reason}\n" for r in self.rejected])
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def commit_scan(store: DatasetStore, scan: ScanResult) -> None:
@@ -145,6 +147,9 @@ def _hash_regular_file(path: Path, chunk: int = 4 << 20, on_bytes=None) -> tuple
         os.close(fd)
 
 
+_new_candidate = tuple.__new__  # Candidate(...) without the NamedTuple's Python-level __new__
+
+
 def _suffix(name: str) -> str:
     """``Path(name).suffix``, lower-cased, without building a Path."""
     i = name.rfind(".")
@@ -192,9 +197,16 @@ def scan_landing(
     result = ScanResult()
     now = time.time()
     now_ns = time.time_ns()
+    settled_before = now - min_age_s if min_age_s else None
+    limit = max_bytes if max_bytes is not None else float("inf")
+    entries = index.entries if index is not None else {}
+    seen = index.seen if index is not None else {}
+    # One item per file: (relpath, path, stat, sha256) where sha256 is the indexed hash, None for
+    # a settled regular file to read, or "" for one the second pass looks at closely (symlinks,
+    # special files, too young, too big): the common case costs one lstat and a dict lookup.
+    items: list[tuple] = []
+    to_read = 0
     stack = [root_s]
-    files: list[tuple[str, str, os.stat_result]] = []
-    S_ISLNK, S_ISREG = stat.S_ISLNK, stat.S_ISREG
     while stack:
         folder = stack.pop()
         try:
@@ -214,86 +226,104 @@ def scan_landing(
                 if not name.startswith(".") and entry.path not in skip_s:
                     stack.append(entry.path)
                 continue
-            if _suffix(name) not in VIDEO_EXTENSIONS:
+            i = name.rfind(".")  # Path(name).suffix, without a Path
+            if not (0 < i < len(name) - 1 and name[i:].lower() in VIDEO_EXTENSIONS):
                 continue
+            p = entry.path
             if name.startswith("."):
-                result.rejected.append(Rejected(entry.path[cut:], "hidden file (name starts with '.'): not an input"))
+                result.rejected.append(Rejected(p[cut:], "hidden file (name starts with '.'): not an input"))
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # vanished while listing
-            files.append((entry.path[cut:], entry.path, st))
-    files.sort(key=lambda f: f[0])
-    # Each file: ("hash", rel, path, st) to read, or ("known", rel, path, size, sha256).
-    plan: list[tuple] = []
-    rejected_at: list[tuple[int, Rejected]] = []  # kept in scan order with the hashing failures
-    for rel, p, st in files:
-        mode = st.st_mode
-        if S_ISLNK(mode):
+            size = st.st_size
+            if st.st_mode & 0o170000 != 0o100000 or size > limit or (settled_before is not None and st.st_mtime > settled_before):
+                items.append((p[cut:], p, st, ""))
+                continue
+            e = entries.get(p)
+            if e is not None and e[:6] == (size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, ""):
+                seen[p] = e
+                items.append((p[cut:], p, st, e[6]))
+            else:
+                to_read += size
+                items.append((p[cut:], p, st, None))
+    items.sort()  # by relpath (unique, so the stat results are never compared)
+    bar = HashProgress(to_read, sum(1 for x in items if x[3] is None), enabled=progress)
+    digests: dict[str, str] = {}
+    candidates, duplicates, rejected = result.candidates, result.duplicates, result.rejected
+    hashed = 0
+    for rel, p, st, sha in items:
+        if sha == "":
+            mode = st.st_mode
+            if stat.S_ISLNK(mode):
+                try:
+                    target = Path(os.path.realpath(p, strict=True))
+                except (OSError, RuntimeError) as e:
+                    why = "a loop" if getattr(e, "errno", None) == errno.ELOOP else "a missing target"
+                    rejected.append(Rejected(rel, f"symbolic link cannot be resolved ({why})"))
+                    continue
+                if not _is_inside(target, root) or any(_is_inside(target, s) for s in skip):
+                    rejected.append(Rejected(rel, "symbolic link leaves the landing zone"))
+                    continue
+                try:
+                    st = os.stat(target)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    rejected.append(Rejected(rel, f"symbolic link to something that is not a regular file ({_kind(st.st_mode)})"))
+                    continue
+                p = str(target)
+            elif not stat.S_ISREG(mode):
+                rejected.append(Rejected(rel, f"not a regular file ({_kind(mode)})"))
+                continue
+            if min_age_s and now - st.st_mtime < min_age_s:
+                result.waiting.append(rel)
+                continue
+            if max_bytes is not None and st.st_size > max_bytes:
+                rejected.append(Rejected(rel, f"file is {st.st_size} bytes, over the limit of {max_bytes} (not read)"))
+                continue
+            e = entries.get(p)
+            sha = e[6] if e is not None and e[:6] == local_key(st) else None
+            if sha:
+                seen[p] = e
+        if sha is None:
+            hashed += 1
             try:
-                target = Path(os.path.realpath(p, strict=True))
-            except (OSError, RuntimeError) as e:
-                why = "a loop" if getattr(e, "errno", None) == errno.ELOOP else "a missing target"
-                rejected_at.append((len(plan), Rejected(rel, f"symbolic link cannot be resolved ({why})")))
+                size, sha = _hash_regular_file(p, 4 << 20, bar.update) if progress else _hash_regular_file(p)
+            except _NotRegular as e:
+                rejected.append(Rejected(rel, f"not a regular file ({e})"))
                 continue
-            if not _is_inside(target, root) or any(_is_inside(target, s) for s in skip):
-                rejected_at.append((len(plan), Rejected(rel, "symbolic link leaves the landing zone")))
+            except OSError as e:
+                rejected.append(Rejected(rel, f"cannot be read: {e.strerror or e}"))
                 continue
-            try:
-                st = os.stat(target)
-            except OSError:
-                continue
-            if not S_ISREG(st.st_mode):
-                rejected_at.append((len(plan), Rejected(rel, f"symbolic link to something that is not a regular file ({_kind(st.st_mode)})")))
-                continue
-            p = str(target)
-        elif not S_ISREG(mode):
-            rejected_at.append((len(plan), Rejected(rel, f"not a regular file ({_kind(mode)})")))
+            finally:
+                bar.file_done()
+            if index is not None:
+                try:
+                    after = os.stat(p, follow_symlinks=False)
+                except OSError:
+                    after = None
+                if after is not None and cacheable(st, after, now_ns):
+                    index.record(p, local_key(st), sha)
+        else:
+            size = st.st_size
+        first = digests.get(sha)
+        if first is not None:
+            duplicates.append(Duplicate(rel, sha, first))
             continue
-        if min_age_s and now - st.st_mtime < min_age_s:
-            result.waiting.append(rel)
-            continue
-        if max_bytes is not None and st.st_size > max_bytes:
-            rejected_at.append((len(plan), Rejected(rel, f"file is {st.st_size} bytes, over the limit of {max_bytes} (not read)")))
-            continue
-        sha = index.lookup(p, local_key(st)) if index is not None else None
-        plan.append(("known", rel, p, st.st_size, sha) if sha else ("hash", rel, p, st))
-    todo = [x for x in plan if x[0] == "hash"]
-    bar = HashProgress(sum(x[3].st_size for x in todo), len(todo), enabled=progress)
-    done: list[tuple] = []
-    for item in plan:
-        if item[0] == "known":
-            done.append(item[1:])
-            continue
-        _, rel, p, st = item
-        try:
-            size, digest = _hash_regular_file(p, 4 << 20, bar.update) if progress else _hash_regular_file(p)
-        except _NotRegular as e:
-            done.append((rel, Rejected(rel, f"not a regular file ({e})")))
-            continue
-        except OSError as e:
-            done.append((rel, Rejected(rel, f"cannot be read: {e.strerror or e}")))
-            continue
-        finally:
-            bar.file_done()
-        if index is not None:
-            try:
-                after = os.stat(p, follow_symlinks=False)
-            except OSError:
-                after = None
-            if after is not None and cacheable(st, after, now_ns):
-                index.record(p, local_key(st), digest)
-        done.append((rel, p, size, digest))
+        digests[sha] = rel
+        candidates.append(_new_candidate(Candidate, (p, rel, size, sha)))
     bar.close()
-    _collect(result, done, rejected_at)
+    result.waiting.sort()
     if index is not None:
-        index.hashed += len(todo)
+        index.hashed += hashed
+        index.hits += len(seen)
         index.save(prune_prefix=root_s + os.sep)
     return result
 
 
-def _collect(result: ScanResult, done: list[tuple], rejected_at: list[tuple[int, Rejected]], as_path=Path) -> None:
+def _collect(result: ScanResult, done: list[tuple], rejected_at: list[tuple[int, Rejected]]) -> None:
     """Fill ``result`` in scan order: candidates, duplicates (the same bytes seen earlier in the
     scan), and rejections where they fell."""
     seen: dict[str, str] = {}
@@ -310,7 +340,7 @@ def _collect(result: ScanResult, done: list[tuple], rejected_at: list[tuple[int,
             result.duplicates.append(Duplicate(rel, digest, seen[digest]))
             continue
         seen[digest] = rel
-        result.candidates.append(Candidate(as_path(p), rel, size, digest))
+        result.candidates.append(Candidate(p, rel, size, digest))
     result.rejected.extend(r for _, r in rejected_at[j:])
 
 
@@ -413,7 +443,7 @@ def scan_s3_landing(
             index.record(uri, ident, digest)
         done.append((rel, uri, size, digest))
     bar.close()
-    _collect(result, done, rejected_at, as_path=str)
+    _collect(result, done, rejected_at)
     if first_young is not None:  # list again from just before the first object still settling
         before = [o["Key"] for o in listed if o["Key"] < first_young]
         cursor = before[-1] if before else start
@@ -588,11 +618,11 @@ def ingest(
     duplicates = list(scan.duplicates)
     rejected = list(scan.rejected)
     for c in scan.candidates:
-        if c.sha256 not in known and str(c.path) in by_path:
-            rejected.append(Rejected(c.relpath, changed_reason(c.sha256, by_path[str(c.path)])))
+        if c.sha256 not in known and c.location in by_path:
+            rejected.append(Rejected(c.relpath, changed_reason(c.sha256, by_path[c.location])))
         elif c.sha256 not in known:
             fresh.append(c)
-        elif str(c.path) in known[c.sha256][0]:
+        elif c.location in known[c.sha256][0]:
             old.append(c)
         else:
             duplicates.append(Duplicate(c.relpath, c.sha256, known[c.sha256][1]))
@@ -606,11 +636,11 @@ def ingest(
                 {
                     "shard": shard,
                     "sha256": c.sha256,
-                    "landing_path": display_path(c.path),
+                    "landing_path": display_path(c.location),
                     "relpath": display_path(c.relpath),
                     "size_bytes": c.size,
                     "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "landing_path_bytes": os.fsencode(c.path),
+                    "landing_path_bytes": os.fsencode(c.location),
                 }
                 for c in group
             ],

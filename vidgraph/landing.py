@@ -38,14 +38,15 @@ progress_log = logging.getLogger("vidgraph.progress")
 STATE_DIR = "_state"
 INDEX_NAME = "landing_index.parquet"
 CURSOR_NAME = "landing_cursor.json"
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 RACY_S = 2.0  # files modified this recently are hashed each time, never remembered
 DEFAULT_MAX_KEYS = 10_000  # S3 keys listed per scan
 AFTER_INGEST = ("keep", "move", "delete")
 
 INDEX_SCHEMA = pa.schema(
     [
-        ("path", pa.binary()),  # as the file system spells it (os.fsencode), or s3://bucket/key
+        ("path", pa.string()),  # the path (or s3://bucket/key); null when not valid UTF-8 ...
+        ("path_bytes", pa.binary()),  # ... and then here, as the file system spells it
         ("size", pa.int64()),
         ("mtime_ns", pa.int64()),
         ("ctime_ns", pa.int64()),
@@ -118,9 +119,8 @@ class LandingIndex:
         except Exception as e:  # noqa: BLE001 - a cache: anything wrong with it means rebuild
             log.warning(f"landing index {path} unusable ({type(e).__name__}: {e}); files are hashed again")
             return cls(store)
-        fsdecode = os.fsdecode
-        entries = {fsdecode(p): rest for p, *rest in zip(*cols)}
-        return cls(store, {k: tuple(v) for k, v in entries.items()})
+        paths = [p if p is not None else os.fsdecode(raw) for p, raw in zip(cols[0], cols[1])] if table.column(0).null_count else cols[0]
+        return cls(store, dict(zip(paths, zip(*cols[2:]))))
 
     def lookup(self, path: str, key: tuple) -> str | None:
         """The sha256 recorded for ``path`` when its identity ``key`` is unchanged."""
@@ -150,15 +150,25 @@ class LandingIndex:
             gone = len(self.entries) - len(old)
         else:
             old, gone = dict(self.entries), 0
-        added = sum(1 for k, v in self.seen.items() if self.entries.get(k) != v)
+        added = sum(1 for k, v in self.seen.items() if self.entries.get(k) != v) if self.hashed else 0
         if not added and gone == len(self.seen):  # the same entries as before
             return False
         old.update(self.seen)
         keys = sorted(old)
         rows = [old[k] for k in keys]
         cols = list(zip(*rows)) if rows else [[]] * 7
+        texts, raws = [], []
+        for k in keys:
+            try:
+                k.encode("utf-8")
+                texts.append(k)
+                raws.append(None)
+            except UnicodeEncodeError:  # a name that is not UTF-8 (surrogate escapes)
+                texts.append(None)
+                raws.append(os.fsencode(k))
         table = pa.Table.from_arrays(
-            [pa.array([os.fsencode(k) for k in keys], pa.binary())] + [pa.array(list(c), f.type) for c, f in zip(cols, list(INDEX_SCHEMA)[1:])],
+            [pa.array(texts, pa.string()), pa.array(raws, pa.binary())]
+            + [pa.array(list(c), f.type) for c, f in zip(cols, list(INDEX_SCHEMA)[2:])],
             schema=INDEX_SCHEMA,
         )
         buf = io.BytesIO()
