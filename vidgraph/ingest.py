@@ -48,8 +48,11 @@ def display_path(path: str | os.PathLike) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def ledger_path(row: dict) -> Path:
-    """The landing path of a ledger row exactly as the file system spells it."""
+def ledger_path(row: dict) -> Path | str:
+    """The landing path of a ledger row exactly as the file system spells it; an object of an
+    ``s3://`` landing stays its URI (a string: a Path would fold its ``//``)."""
+    if row["landing_path"].startswith("s3://"):
+        return row["landing_path"]
     raw = row.get("landing_path_bytes")
     return Path(os.fsdecode(raw)) if raw else Path(row["landing_path"])
 

@@ -17,6 +17,7 @@ sensor and the schedule share it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -90,6 +91,33 @@ def s3_client():
     from vidgraph.storage.store import S3Settings, _boto3_client
 
     return _boto3_client(S3Settings.from_env())
+
+
+class LandingGone(Exception):
+    """The landed object is no longer there (moved or deleted after ingest)."""
+
+
+def fetch_s3_object(uri: str, dst: Path, sha256: str, chunk: int = 8 << 20) -> None:
+    """Download ``uri`` to ``dst`` while hashing it; the bytes must have the ingested sha256."""
+    from botocore.exceptions import ClientError
+
+    from vidgraph.media.probe import InputRejected
+
+    bucket, key = split_s3(uri)
+    try:
+        body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404"):
+            raise LandingGone(uri) from e
+        raise
+    h = hashlib.sha256()
+    with open(dst, "wb") as out:
+        for block in body.iter_chunks(chunk):
+            h.update(block)
+            out.write(block)
+    if h.hexdigest() != sha256:
+        dst.unlink()
+        raise InputRejected("content changed since ingest (sha256 differs)")
 
 
 # -- the scan index -------------------------------------------------------------------------------
@@ -328,16 +356,20 @@ def apply_after_ingest(rows: list[dict], landing: str, policy: AfterIngest) -> l
                 path = os.fsdecode(raw) if raw else src
                 if not os.path.lexists(path):
                     continue
+                # The video, then its sidecars (NAME.json, NAME.txt) once the video is done.
+                sidecars = [s for s in (os.path.splitext(path)[0] + ".json", os.path.splitext(path)[0] + ".txt")
+                            if os.path.isfile(s) and not os.path.islink(s)]
                 if policy.action == "move":
-                    dest = os.path.join(target, os.fsdecode(os.path.relpath(path, Path(landing).resolve())))
-                    os.makedirs(os.path.dirname(dest), exist_ok=True)
-                    shutil.move(path, dest)
-                    done.append(f"moved {row['landing_path']} to {dest}")
+                    lroot = str(Path(landing).resolve())
+                    for src_file in [path, *sidecars]:
+                        dest = os.path.join(target, os.path.relpath(src_file, lroot))
+                        os.makedirs(os.path.dirname(dest), exist_ok=True)
+                        shutil.move(src_file, dest)
+                    done.append(f"moved {row['landing_path']} to {os.path.join(target, row['relpath'])}")
                 else:
-                    os.unlink(path)
+                    for src_file in [path, *sidecars]:
+                        os.unlink(src_file)
                     done.append(f"deleted {row['landing_path']}")
         except Exception as e:  # noqa: BLE001 - the copy is safe in the root; the landed file just stays
             log.warning(f"after_ingest {policy.action}: {src} left in place ({type(e).__name__}: {e})")
-    for line in done:
-        log.info(f"after_ingest: {line}")
     return done
