@@ -92,7 +92,8 @@ def _prepare_run(args):
 
     return build_defs(
         build_resources(
-            root=_root(args), landing=str(Path(args.landing).resolve()), shard_size=args.shard_size, profile=name
+            root=_root(args), landing=args.landing if args.landing.startswith("s3://") else str(Path(args.landing).resolve()),
+            shard_size=args.shard_size, profile=name,
         )
     )
 

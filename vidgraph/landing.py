@@ -344,6 +344,12 @@ def apply_after_ingest(rows: list[dict], landing: str, policy: AfterIngest) -> l
         try:
             if client is not None:
                 bucket, key = split_s3(src)
+                try:
+                    client.head_object(Bucket=bucket, Key=key)
+                except Exception as e:  # noqa: BLE001 - gone already (an earlier run moved it)
+                    if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                        continue
+                    raise
                 if policy.action == "move":
                     tb, tp = split_s3(target)
                     dest_key = f"{tp}/{row['relpath']}".lstrip("/")

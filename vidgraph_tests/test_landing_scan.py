@@ -294,3 +294,20 @@ def test_source_videos_reads_an_s3_landing_and_after_ingest_moves_the_object(tmp
     assert "done/cam/cuts.mp4" in keys and "in/cam/cuts.mp4" not in keys
     # A re-run reads the copy in the root.
     assert [r["video_id"] for r in _materialize_source_videos(root, landing, shard)] == [rows[0]["video_id"]]
+
+
+def test_the_schedule_holds_the_s3_cursor_before_a_held_partial_shard(tmp_path, s3_env, moto_endpoint, s3_hashes):
+    from vidgraph.defs.schedules import plan_scan
+
+    s3 = _s3(moto_endpoint)
+    for i in range(3):
+        s3.put_object(Bucket=s3_env, Key=f"in/v{i}.mp4", Body=os.urandom(100))
+    store = DatasetStore(str(tmp_path / "root"))
+    landing = f"s3://{s3_env}/in"
+    scan = scan_landing(landing, store=store, index=LandingIndex.load(store), max_keys=10)
+    kept, held, why = plan_scan(landing, store, shard_size=2, settle_s=0, max_wait_s=3600, max_videos=100, scan=scan)
+    assert held == ["v2.mp4"] and "partial shard" in why
+    ingest(landing, store, shard_size=2, scan=kept)
+    assert load_cursors(store) == {landing: "in/v1.mp4"}  # v2 is listed again next tick
+    later = scan_landing(landing, store=store, index=LandingIndex.load(store), max_keys=10)
+    assert [c.relpath for c in later.candidates] == ["v2.mp4"] and len(s3_hashes) == 3  # not read again

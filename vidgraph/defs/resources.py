@@ -60,9 +60,12 @@ class IngestSettings(ConfigurableResource):
     move_to: str = ""
 
     def after_ingest_policy(self):
-        from vidgraph.landing import AfterIngest
+        from vidgraph.landing import AfterIngest, check_move_to
 
-        return AfterIngest(self.after_ingest, self.move_to)
+        policy = AfterIngest(self.after_ingest.strip().lower(), self.move_to)
+        if policy.action == "move":
+            check_move_to(self.landing_dir, policy.target(self.landing_dir))
+        return policy
 
     def policy(self) -> InputPolicy:
         return InputPolicy(

@@ -31,6 +31,7 @@ def source_videos(
     st = store.get_store()
     shard = context.partition_key
     require_ingested(st, shard)
+    after = ingest_settings.after_ingest_policy()  # a bad setting fails here, before any work
     result = build_source_videos(st, shard, ingest_settings.policy(), landing_root=ingest_settings.landing_dir)
     rows = result.table.to_pylist()
     quarantined = result.quarantine.to_pylist()
@@ -39,7 +40,7 @@ def source_videos(
     # The copies are published (checked against their sha256): only now may landed files go.
     copied = {r["landing_path"] for r in rows}
     ledger = [e for e in st.read_table("ingest_ledger", shard).to_pylist() if e["landing_path"] in copied]
-    for line in apply_after_ingest(ledger, ingest_settings.landing_dir, ingest_settings.after_ingest_policy()):
+    for line in apply_after_ingest(ledger, ingest_settings.landing_dir, after):
         context.log.info(f"after_ingest: {line}")
     return MaterializeResult(
         metadata={
