@@ -136,8 +136,19 @@ class LandingIndex:
     @classmethod
     def load(cls, store: DatasetStore) -> "LandingIndex":
         path = store.path(STATE_DIR, INDEX_NAME)
+        ident = None
         try:
-            if not store.exists(path):
+            if store.is_local:
+                # A long-lived process (the daemon's code server) keeps the parsed index while
+                # the file is the one it parsed (size, mtime, ctime, inode).
+                try:
+                    ident = _file_id(path)
+                except FileNotFoundError:
+                    return cls(store)
+                cached = _LOADED.get(path)
+                if cached is not None and cached[0] == ident:
+                    return cls(store, cached[1])
+            elif not store.exists(path):
                 return cls(store)
             table = pq.read_table(io.BytesIO(store.read_bytes(path)))
             meta = table.schema.metadata or {}
@@ -148,7 +159,11 @@ class LandingIndex:
             log.warning(f"landing index {path} unusable ({type(e).__name__}: {e}); files are hashed again")
             return cls(store)
         paths = [p if p is not None else os.fsdecode(raw) for p, raw in zip(cols[0], cols[1])] if table.column(0).null_count else cols[0]
-        return cls(store, dict(zip(paths, zip(*cols[2:]))))
+        entries = dict(zip(paths, zip(*cols[2:])))
+        if ident is not None:
+            _LOADED.clear()
+            _LOADED[path] = (ident, entries)
+        return cls(store, entries)
 
     def lookup(self, path: str, key: tuple) -> str | None:
         """The sha256 recorded for ``path`` when its identity ``key`` is unchanged."""
@@ -169,6 +184,8 @@ class LandingIndex:
         the scan did not see are dropped. Returns whether it was written."""
         if self.store is None:
             return False
+        if not self.hashed and len(self.seen) == len(self.entries):
+            return False  # every entry confirmed, none added: the index is unchanged
         if prune_prefix is not None:
             old = {k: v for k, v in self.entries.items() if not k.startswith(prune_prefix)}
             gone = len(self.entries) - len(old)
@@ -207,7 +224,20 @@ class LandingIndex:
             log.warning(f"landing index not saved: {e}")
             return False
         self.entries = old
+        if self.store.is_local:
+            path = self.store.path(STATE_DIR, INDEX_NAME)
+            _LOADED.clear()
+            _LOADED[path] = (_file_id(path), old)
         return True
+
+
+# The last index parsed in this process: path -> (file identity, entries). Never mutated in place.
+_LOADED: dict[str, tuple[tuple, dict]] = {}
+
+
+def _file_id(path: str) -> tuple:
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def local_key(st: os.stat_result) -> tuple:
