@@ -311,3 +311,19 @@ def test_the_schedule_holds_the_s3_cursor_before_a_held_partial_shard(tmp_path, 
     assert load_cursors(store) == {landing: "in/v1.mp4"}  # v2 is listed again next tick
     later = scan_landing(landing, store=store, index=LandingIndex.load(store), max_keys=10)
     assert [c.relpath for c in later.candidates] == ["v2.mp4"] and len(s3_hashes) == 3  # not read again
+
+
+def test_vidgraph_ingest_prints_hashing_progress_on_stderr(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    landing = tmp_path / "landing"
+    _land(landing / "a.mp4", os.urandom(4000))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("DAGSTER_HOME", None)
+    run = subprocess.run([sys.executable, "-m", "vidgraph.cli", "ingest", str(landing), "--root", str(tmp_path / "root"),
+                          "--settle-s", "0"], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "ingest: hashed 1/1 files" in run.stderr  # not a terminal: a plain line, no bar
+    assert json.loads(run.stdout)["new_videos"] == 1
