@@ -564,11 +564,17 @@ def _outside_root(scan: ScanResult, store: DatasetStore, landing: Path) -> ScanR
     if not _is_inside(root, landing):
         return scan
 
+    # String prefixes, not Paths: this runs over every candidate of the scan (80,000 at scale).
+    root_s, root_rel = str(root), str(root.relative_to(landing))
+
     def inside(rel: str) -> bool:
-        return _is_inside(landing / rel, root)
+        return root_rel == "." or rel == root_rel or rel.startswith(root_rel + os.sep)
+
+    def inside_abs(path: str) -> bool:
+        return path == root_s or path.startswith(root_s + os.sep)
 
     return ScanResult(
-        [c for c in scan.candidates if not _is_inside(c.path, root) and not inside(c.relpath)],
+        [c for c in scan.candidates if not inside_abs(c.location) and not inside(c.relpath)],
         [r for r in scan.rejected if not inside(r.relpath)],
         [d for d in scan.duplicates if not inside(d.relpath)],
         [w for w in scan.waiting if not inside(w)],
