@@ -356,11 +356,15 @@ def check_move_to(landing: str, move_to: str) -> None:
                          "use a folder outside it or a hidden one (.ingested)")
 
 
-def apply_after_ingest(rows: list[dict], landing: str, policy: AfterIngest) -> list[str]:
-    """Move or delete the landed files of ``rows`` (ledger or source_videos rows: ``landing_path``
-    and ``relpath``). Called only once each file's copy, checked against its sha256, is published
-    in the root: a crash before leaves the file where it was, and the next run does it again.
-    Returns what was done, one line per file."""
+def apply_after_ingest(rows: list[dict], landing: str, policy: AfterIngest, store: DatasetStore | None = None) -> list[str]:
+    """Move or delete the landed files of ``rows`` (ledger rows: ``landing_path``, ``relpath``,
+    ``sha256``). Called only once each file's copy, checked against its sha256, is published in
+    the root: a crash before leaves the file where it was, and the next run does it again. A file
+    whose content is no longer the ingested one (a new upload under the same name) is left alone:
+    it is checked against the sha256 first (on S3: the scan index's size and ETag for the key in
+    ``store``, else the object is read). Returns what was done, one line per file."""
+    from vidgraph.ingest import _hash_regular_file, _hash_s3_object
+
     if policy.action == "keep" or not rows:
         return []
     done = []
@@ -368,6 +372,7 @@ def apply_after_ingest(rows: list[dict], landing: str, policy: AfterIngest) -> l
     if policy.action == "move":
         check_move_to(landing, target)
     client = s3_client() if is_s3(landing) else None
+    index = LandingIndex.load(store) if client is not None and store is not None else None
     for row in rows:
         src = row["landing_path"]
         raw = row.get("landing_path_bytes")
@@ -375,15 +380,25 @@ def apply_after_ingest(rows: list[dict], landing: str, policy: AfterIngest) -> l
             if client is not None:
                 bucket, key = split_s3(src)
                 try:
-                    client.head_object(Bucket=bucket, Key=key)
+                    head = client.head_object(Bucket=bucket, Key=key)
                 except Exception as e:  # noqa: BLE001 - gone already (an earlier run moved it)
                     if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                         continue
                     raise
+                etag = str(head.get("ETag", "")).strip('"')
+                known = index.entries.get(src) if index is not None else None
+                if known is not None and known[0] == head["ContentLength"] and known[5] == etag:
+                    sha = known[6]
+                else:
+                    sha = _hash_s3_object(client, bucket, key, etag)
+                if sha != row["sha256"]:
+                    log.warning(f"after_ingest: {src} has other content than was ingested; left in place")
+                    continue
                 if policy.action == "move":
                     tb, tp = split_s3(target)
                     dest_key = f"{tp}/{row['relpath']}".lstrip("/")
-                    client.copy_object(Bucket=tb, Key=dest_key, CopySource={"Bucket": bucket, "Key": key})
+                    client.copy_object(Bucket=tb, Key=dest_key, CopySource={"Bucket": bucket, "Key": key},
+                                       CopySourceIfMatch=f'"{etag}"')
                     done.append(f"moved {src} to s3://{tb}/{dest_key}")
                 else:
                     done.append(f"deleted {src}")
@@ -391,6 +406,9 @@ def apply_after_ingest(rows: list[dict], landing: str, policy: AfterIngest) -> l
             else:
                 path = os.fsdecode(raw) if raw else src
                 if not os.path.lexists(path):
+                    continue
+                if _hash_regular_file(path)[1] != row["sha256"]:  # refuses symlinks and FIFOs too
+                    log.warning(f"after_ingest: {src} has other content than was ingested; left in place")
                     continue
                 # The video, then its sidecars (NAME.json, NAME.txt) once the video is done.
                 sidecars = [s for s in (os.path.splitext(path)[0] + ".json", os.path.splitext(path)[0] + ".txt")

@@ -327,3 +327,17 @@ def test_vidgraph_ingest_prints_hashing_progress_on_stderr(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "ingest: hashed 1/1 files" in run.stderr  # not a terminal: a plain line, no bar
     assert json.loads(run.stdout)["new_videos"] == 1
+
+
+def test_after_ingest_leaves_a_file_whose_content_is_no_longer_the_ingested_one(tmp_path):
+    from vidgraph.landing import apply_after_ingest
+
+    landing, store = tmp_path / "landing", DatasetStore(str(tmp_path / "root"))
+    f = _land(landing / "a.mp4", b"one" * 10)
+    (shard,) = ingest(landing, store).new_shards
+    rows = store.read_table("ingest_ledger", shard).to_pylist()
+    f.write_bytes(b"two" * 10)  # a new upload under the same name, after the copy
+    assert apply_after_ingest(rows, str(landing), AfterIngest("delete")) == [] and f.exists()
+    f.write_bytes(b"one" * 10)
+    assert apply_after_ingest(rows, str(landing), AfterIngest("delete")) == [f"deleted {rows[0]['landing_path']}"]
+    assert not f.exists()

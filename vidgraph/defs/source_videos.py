@@ -40,7 +40,7 @@ def source_videos(
     # The copies are published (checked against their sha256): only now may landed files go.
     copied = {r["landing_path"] for r in rows}
     ledger = [e for e in st.read_table("ingest_ledger", shard).to_pylist() if e["landing_path"] in copied]
-    for line in apply_after_ingest(ledger, ingest_settings.landing_dir, after):
+    for line in apply_after_ingest(ledger, ingest_settings.landing_dir, after, st):
         context.log.info(f"after_ingest: {line}")
     return MaterializeResult(
         metadata={
