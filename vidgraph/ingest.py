@@ -27,7 +27,6 @@ from vidgraph.landing import (
     is_s3,
     local_key,
     save_cursor,
-    split_s3,
 )
 from vidgraph.storage.catalog import read_all
 from vidgraph.storage.schemas import LEDGER_SCHEMA, QUARANTINE_SCHEMA
