@@ -370,6 +370,8 @@ def scan_s3_landing(
     """
     from vidgraph.landing import load_cursors, s3_client
 
+    if max_keys < 1:
+        raise ValueError("max_keys (IngestSettings.max_keys_per_scan) must be at least 1")
     loc = S3Location(landing)
     client = client or s3_client()
     prefix = f"{loc.prefix}/" if loc.prefix else ""
