@@ -199,21 +199,24 @@ class LandingIndex:
         if not added and gone == len(self.seen):  # the same entries as before
             return False
         old.update(self.seen)
-        keys = sorted(old)
-        rows = [old[k] for k in keys]
-        cols = list(zip(*rows)) if rows else [[]] * 7
-        texts, raws = [], []
-        for k in keys:
-            try:
-                k.encode("utf-8")
-                texts.append(k)
-                raws.append(None)
-            except UnicodeEncodeError:  # a name that is not UTF-8 (surrogate escapes)
-                texts.append(None)
-                raws.append(os.fsencode(k))
+        keys = list(old)
+        cols = list(zip(*old.values())) if old else [[]] * 7
+        try:  # the common case: every path is valid UTF-8
+            texts, raws = pa.array(keys, pa.string()), pa.nulls(len(keys), pa.binary())
+        except (UnicodeEncodeError, pa.ArrowException):  # names that are not UTF-8 (surrogate escapes)
+            texts, raws = [], []
+            for k in keys:
+                try:
+                    k.encode("utf-8")
+                    texts.append(k)
+                    raws.append(None)
+                except UnicodeEncodeError:
+                    texts.append(None)
+                    raws.append(os.fsencode(k))
+            texts, raws = pa.array(texts, pa.string()), pa.array(raws, pa.binary())
         table = pa.Table.from_arrays(
-            [pa.array(texts, pa.string()), pa.array(raws, pa.binary())]
-            + [pa.array(list(c), f.type) for c, f in zip(cols, list(INDEX_SCHEMA)[2:])],
+            [texts, raws]
+            + [pa.array(c, f.type) for c, f in zip(cols, list(INDEX_SCHEMA)[2:])],
             schema=INDEX_SCHEMA,
         )
         buf = io.BytesIO()

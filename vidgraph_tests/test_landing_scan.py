@@ -340,3 +340,16 @@ def test_after_ingest_leaves_a_file_whose_content_is_no_longer_the_ingested_one(
     f.write_bytes(b"one" * 10)
     assert apply_after_ingest(rows, str(landing), AfterIngest("delete")) == [f"deleted {rows[0]['landing_path']}"]
     assert not f.exists()
+
+
+def test_a_name_that_is_not_utf8_is_remembered_too(tmp_path, hashed, settled):
+    landing, store = tmp_path / "landing", DatasetStore(str(tmp_path / "root"))
+    landing.mkdir()
+    raw = os.path.join(os.fsencode(landing), b"caf\xe9.mp4")
+    with open(raw, "wb") as f:
+        f.write(os.urandom(40))
+    _land(landing / "plain.mp4", os.urandom(40))
+    first = _by_rel(_scan(landing, store))
+    hashed.clear()
+    assert _by_rel(_scan(landing, store)) == first and hashed == []
+    assert os.fsdecode(raw) in LandingIndex.load(store).entries
