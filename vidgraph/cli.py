@@ -43,14 +43,16 @@ def cmd_samples(args) -> int:
     return 0
 
 
-def _ingest(args, instance=None):
+def _ingest(args, instance=None, progress: bool = False):
     from vidgraph.ingest import ingest, ledger_shards
     from vidgraph.media.probe import InputPolicy
     from vidgraph.storage.store import DatasetStore
 
     store = DatasetStore(_root(args))
+    # The scan index (ROOT/_state/landing_index.parquet) unless VIDGRAPH_SCAN_INDEX=off.
+    use_index = os.environ.get("VIDGRAPH_SCAN_INDEX", "on").strip().lower() not in ("0", "off", "false", "no")
     result = ingest(args.landing, store, shard_size=args.shard_size, min_age_s=args.settle_s,
-                    max_bytes=InputPolicy().max_bytes)
+                    max_bytes=InputPolicy().max_bytes, use_index=use_index, progress=progress)
     if instance is not None:
         # The ledger is the source of truth: add any of its shards the instance lacks.
         known = set(instance.get_dynamic_partitions("shards"))
@@ -90,7 +92,8 @@ def _prepare_run(args):
 
     return build_defs(
         build_resources(
-            root=_root(args), landing=str(Path(args.landing).resolve()), shard_size=args.shard_size, profile=name
+            root=_root(args), landing=args.landing if args.landing.startswith("s3://") else str(Path(args.landing).resolve()),
+            shard_size=args.shard_size, profile=name,
         )
     )
 
@@ -164,9 +167,12 @@ def _exit_now() -> None:
 
 
 def cmd_ingest(args) -> int:
+    from vidgraph.progress import configure_cli_logging
+
     _check_settings(args)
+    configure_cli_logging()  # hashing progress: a bar on a terminal, plain lines otherwise (stderr)
     instance = _instance() if os.environ.get("DAGSTER_HOME") else None
-    _, result = _ingest(args, instance)
+    _, result = _ingest(args, instance, progress=True)
     print(json.dumps(result.summary(), indent=2))
     return 0
 

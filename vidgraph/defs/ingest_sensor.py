@@ -17,7 +17,8 @@ from dagster import (
 
 from vidgraph.defs.partitions import RELEASE_GROUPS, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
-from vidgraph.ingest import incomplete_shards, ingest, ledger_shards, scan_landing
+from vidgraph.ingest import commit_scan, incomplete_shards, ingest, ledger_shards, scan_landing
+from vidgraph.landing import LandingIndex
 
 # Every partitioned asset of the graph, with its checks; partitions inferred from the assets.
 # The release groups span shards (not shard-partitioned), so they are left out.
@@ -75,18 +76,31 @@ def resume_requests(context: SensorEvaluationContext, st, skip: set[str]) -> lis
     return requests
 
 
+def landing_scan(st, ingest_settings: IngestSettings, min_age_s: float | None = None):
+    """The landing scan of a tick: with the scan index unless switched off, one bounded window on S3."""
+    return scan_landing(
+        ingest_settings.landing_dir,
+        min_age_s=ingest_settings.min_file_age_s if min_age_s is None else min_age_s,
+        exclude=(st.base,) if st.is_local else (),
+        max_bytes=ingest_settings.max_bytes,
+        index=LandingIndex.load(st) if ingest_settings.scan_index else None,
+        max_keys=ingest_settings.max_keys_per_scan,
+        store=st,
+    )
+
+
 @sensor(job=process_shard_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED)
 def landing_sensor(context: SensorEvaluationContext, store: DatasetStoreResource, ingest_settings: IngestSettings):
     """Ingest new videos from the landing folder into shards and start a run per new or unfinished shard."""
     st = store.get_store()
     st.clean_stale_staging()  # folders of killed processes
-    scan = scan_landing(ingest_settings.landing_dir, min_age_s=ingest_settings.min_file_age_s,
-                        exclude=(st.base,) if st.is_local else (), max_bytes=ingest_settings.max_bytes)
+    scan = landing_scan(st, ingest_settings)
     known = set(context.instance.get_dynamic_partitions(shards.name))
     # Shards in the ledger but not in the instance (e.g. a tick that died after writing the
     # ledger) are added again: the ledger is the source of truth.
     missing = [s for s in ledger_shards(st) if s not in known]
     if scan.signature() == context.cursor and not missing:
+        commit_scan(st, scan)  # an S3 window with nothing new: the cursor still moves on
         resumed = resume_requests(context, st, set())
         if not resumed:
             return SkipReason("landing folder unchanged since the last scan, and no shard left unfinished")

@@ -50,6 +50,22 @@ class IngestSettings(ConfigurableResource):
     max_width: int = InputPolicy.max_width
     max_height: int = InputPolicy.max_height
     decode_timeout_s: float = InputPolicy.decode_timeout_s
+    # The scan index under the root (ROOT/_state/landing_index.parquet): unchanged files are not hashed again.
+    scan_index: bool = True
+    # An s3:// landing: keys listed per scan, after the cursor in ROOT/_state/landing_cursor.json.
+    max_keys_per_scan: int = 10_000
+    # What happens to a landed file once its checked copy is in the root: keep, move (to move_to;
+    # empty: LANDING/.ingested) or delete. Files refused by source_videos are always kept.
+    after_ingest: str = "keep"
+    move_to: str = ""
+
+    def after_ingest_policy(self):
+        from vidgraph.landing import AfterIngest, check_move_to
+
+        policy = AfterIngest(self.after_ingest.strip().lower(), self.move_to)
+        if policy.action == "move":
+            check_move_to(self.landing_dir, policy.target(self.landing_dir))
+        return policy
 
     def policy(self) -> InputPolicy:
         return InputPolicy(
@@ -246,6 +262,9 @@ def build_resources(
             landing_dir=landing or _env_or("VIDGRAPH_LANDING", DEFAULT_LANDING),
             shard_size=shard_size or shard_size_from_env(),
             min_file_age_s=env_number("VIDGRAPH_SETTLE_S", DEFAULT_SETTLE_S, minimum=0),
+            scan_index=os.environ.get("VIDGRAPH_SCAN_INDEX", "on").strip().lower() not in ("0", "off", "false", "no"),
+            after_ingest=os.environ.get("VIDGRAPH_AFTER_INGEST", "keep").strip().lower() or "keep",
+            move_to=os.environ.get("VIDGRAPH_MOVE_TO", ""),
         ),
         "ingest_schedule_settings": IngestScheduleSettings(),
     }

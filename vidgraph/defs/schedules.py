@@ -35,6 +35,7 @@ from dagster import (
 
 from vidgraph.defs.partitions import shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestScheduleSettings, IngestSettings
+from vidgraph.defs.ingest_sensor import landing_scan
 from vidgraph.ingest import ScanResult, ingest, ingested_hashes, ledger_shards, scan_landing
 from vidgraph.storage.store import DatasetStore
 
@@ -75,15 +76,16 @@ def plan_scan(
     max_wait_s: float,
     max_videos: int,
     now: float | None = None,
+    scan: ScanResult | None = None,
 ) -> tuple[ScanResult, list[str], str]:
     """The scan to ingest now, the relpaths held back for a later tick, and why.
 
     New videos are grouped in scan order, ``shard_size`` per shard, as ``ingest`` groups them; only
     the trailing partial group can be held, and only while its oldest file is younger than
-    ``max_wait_s``."""
-    landing = Path(landing).resolve()
-    exclude = (store.base,) if store.is_local else ()
-    scan = scan_landing(landing, min_age_s=settle_s, exclude=exclude)
+    ``max_wait_s``. ``scan``: one already made (with the scan index, or of an S3 window)."""
+    if scan is None:
+        exclude = (store.base,) if store.is_local else ()
+        scan = scan_landing(landing, min_age_s=settle_s, exclude=exclude, store=store)
     known = ingested_hashes(store)
     fresh = [c for c in scan.candidates if c.sha256 not in known]
     take = min(len(fresh), max(shard_size, max_videos // shard_size * shard_size))
@@ -91,16 +93,31 @@ def plan_scan(
     tail = take % shard_size
     if take == len(fresh) and tail:
         now = time.time() if now is None else now
-        oldest = min(_mtime(c.path, now) for c in fresh[take - tail:take])
+        mtimes = (scan.commit or {}).get("mtimes")  # S3: LastModified of each object listed
+        oldest = min(_mtime(c.path, now, mtimes) for c in fresh[take - tail:take])
         if now - oldest < max_wait_s:
             take -= tail
             why = f"partial shard of {tail} video(s) waits up to {max_wait_s:.0f}s for {shard_size - tail} more"
     held = {c.relpath for c in fresh[take:]}
-    kept = ScanResult([c for c in scan.candidates if c.relpath not in held], scan.rejected, scan.duplicates)
+    kept = ScanResult([c for c in scan.candidates if c.relpath not in held], scan.rejected, scan.duplicates,
+                      commit=_held_cursor(scan, held))
     return kept, sorted(held), why
 
 
-def _mtime(path: Path, default: float) -> float:
+def _held_cursor(scan: ScanResult, held: set[str]) -> dict | None:
+    """On S3, the cursor must not pass a held object: it stops just before the first one."""
+    if not scan.commit or not held:
+        return scan.commit
+    first = min(held)
+    prefix = scan.commit["landing"].split("/", 3)[3] + "/" if scan.commit["landing"].count("/") >= 3 else ""
+    before = [prefix + c.relpath for c in scan.candidates if c.relpath < first]
+    cursor = max(before) if before else scan.commit.get("start", "")
+    return {**scan.commit, "cursor": min(cursor, scan.commit["cursor"]) if scan.commit["cursor"] else cursor}
+
+
+def _mtime(path, default: float, mtimes: dict | None = None) -> float:
+    if str(path).startswith("s3://"):
+        return (mtimes or {}).get(str(path), default)
     try:
         return os.stat(path).st_mtime
     except OSError:
@@ -124,7 +141,7 @@ def ingest_schedule(
     s = ingest_schedule_settings
     scan, held, why = plan_scan(
         ingest_settings.landing_dir, st, ingest_settings.shard_size, ingest_settings.min_file_age_s,
-        s.shard_max_wait_s, s.max_videos_per_tick,
+        s.shard_max_wait_s, s.max_videos_per_tick, scan=landing_scan(st, ingest_settings),
     )
     result = ingest(ingest_settings.landing_dir, st, shard_size=ingest_settings.shard_size, scan=scan)
     context.log.info(f"ingest: {result.summary()}" + (f"; held back {len(held)}: {why}" if held else ""))

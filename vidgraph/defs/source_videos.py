@@ -16,6 +16,7 @@ from vidgraph.defs.metadata import md_table
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
 from vidgraph.defs.versions import source_videos_version
+from vidgraph.landing import apply_after_ingest
 from vidgraph.stages.source_videos import ASSET, build_source_videos
 from vidgraph.storage.store import DatasetStore
 
@@ -30,11 +31,17 @@ def source_videos(
     st = store.get_store()
     shard = context.partition_key
     require_ingested(st, shard)
+    after = ingest_settings.after_ingest_policy()  # a bad setting fails here, before any work
     result = build_source_videos(st, shard, ingest_settings.policy(), landing_root=ingest_settings.landing_dir)
     rows = result.table.to_pylist()
     quarantined = result.quarantine.to_pylist()
     for q in quarantined:
         context.log.warning(f"quarantined {q['path']!r}: {q['reason']}")
+    # The copies are published (checked against their sha256): only now may landed files go.
+    copied = {r["landing_path"] for r in rows}
+    ledger = [e for e in st.read_table("ingest_ledger", shard).to_pylist() if e["landing_path"] in copied]
+    for line in apply_after_ingest(ledger, ingest_settings.landing_dir, after, st):
+        context.log.info(f"after_ingest: {line}")
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(rows),

@@ -166,37 +166,84 @@ def read_source_text(video: Path, landing: Path | None = None) -> dict:
     return empty
 
 
+def _prior_copy(store: DatasetStore, media_rel: str, scratch: Path) -> Path | None:
+    """The copy an earlier run of this shard published in the root, as a local file (the landed
+    file may be gone: moved or deleted by ``after_ingest``)."""
+    path = store.path(media_rel)
+    if not store.exists(path):
+        return None
+    if store.is_local:
+        return Path(path)
+    with store.fs.open_input_stream(path) as src, open(scratch, "wb") as out:
+        while block := src.read(8 << 20):
+            out.write(block)
+    return scratch
+
+
+def _prior_rows(store: DatasetStore, shard: str) -> dict[str, dict]:
+    if not store.exists(store.table_path(ASSET, shard)):
+        return {}
+    return {r["video_id"]: r for r in store.read_table(ASSET, shard).to_pylist()}
+
+
 def build_source_videos(
     store: DatasetStore,
     shard: str,
     policy: InputPolicy = InputPolicy(),
     landing_root: str | Path | None = None,
 ) -> StageResult:
+    from vidgraph.landing import LandingGone, fetch_s3_object, is_s3
+
     ledger = store.read_table("ingest_ledger", shard).to_pylist()
     rows: list[dict] = []
     quarantined: list[dict] = []
-    landing = Path(landing_root).resolve() if landing_root else None
+    landing = Path(landing_root).resolve() if landing_root and not is_s3(landing_root) else None
+    prior: dict[str, dict] | None = None
     with store.staging_dir() as staging:
         for entry in ledger:
-            path = ledger_path(entry)  # the name as the file system spells it (may not be UTF-8)
+            remote = is_s3(entry["landing_path"])  # an s3:// landing: the object is fetched first
+            path = None if remote else ledger_path(entry)  # the name as the file system spells it (may not be UTF-8)
+            name = entry["landing_path"].rsplit("/", 1)[-1] if remote else path.name
             vid = video_id_for(entry["sha256"])
             started = time.monotonic()
 
             def reject(reason: str) -> None:
                 quarantined.append(quarantine_row(entry["landing_path"], reason, ASSET, shard, entry["sha256"], vid))
 
-            problem = landing_problem(path, landing)
-            if problem:
-                reject(problem)
-                continue
+            media_rel = f"{ASSET}/{shard}/media/{vid}{_safe_suffix(name)}"
+            target = staging / "media" / f"{vid}{_safe_suffix(name)}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fetched = staging / f".fetch-{vid}"
+            source, gone = path, False
             try:
-                probe = probe_video(path, policy)
+                if remote:
+                    fetch_s3_object(entry["landing_path"], fetched, entry["sha256"])
+                    source = fetched
+                else:
+                    problem = landing_problem(path, landing)
+                    if problem == "missing from the landing zone since ingest":
+                        gone = True
+                    elif problem:
+                        reject(problem)
+                        continue
+            except LandingGone:
+                gone = True
+            except InputRejected as e:
+                reject(e.reason)
+                continue
+            if gone:  # moved or deleted after an earlier run copied it: that copy is the source
+                source = _prior_copy(store, media_rel, fetched)
+                if source is None:
+                    reject("missing from the landing zone since ingest")
+                    continue
+            try:
+                probe = probe_video(source, policy)
                 if probe.sha256 != entry["sha256"]:
                     raise InputRejected("content changed since ingest (sha256 differs)")
-                media_rel = f"{ASSET}/{shard}/media/{vid}{_safe_suffix(path.name)}"
-                target = staging / "media" / f"{vid}{_safe_suffix(path.name)}"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                copy_verified(path, target, entry["sha256"])
+                if source == fetched:  # ours, already checked against the sha256
+                    os.replace(fetched, target)
+                else:
+                    copy_verified(source, target, entry["sha256"])
             except InputRejected as e:
                 reject(e.reason)
                 continue
@@ -206,10 +253,18 @@ def build_source_videos(
                 continue
             row = probe.as_row()
             row.pop("path")
+            if gone:
+                prior = _prior_rows(store, shard) if prior is None else prior
+                old = prior.get(vid, {})
+                text = {**read_source_text(Path(os.devnull) / name), **{k: old[k] for k in old if k.startswith("source_")}}
+            elif remote:
+                text = read_source_text(Path(os.devnull) / name)  # empty: sidecars are read from local landings only
+            else:
+                text = read_source_text(path, landing)
             rows.append(
                 {
                     **row,
-                    **read_source_text(path, landing),
+                    **text,
                     "video_id": vid,
                     "shard": shard,
                     "relpath": entry["relpath"],
