@@ -146,7 +146,7 @@ def one_row_per_raw_clip(context: AssetCheckExecutionContext, store: DatasetStor
     failures = [{"clip_id": c, "problem": "no row"} for c in clips if c not in rows]
     failures += [{"clip_id": c, "problem": f"{n} rows"} for c, n in rows.items() if n > 1]
     failures += [{"clip_id": c, "problem": "not a raw clip"} for c in rows if c not in set(clips)]
-    return failing_rows_result(failures, st, shard, raw_clips=len(clips), rows=sum(rows.values()))
+    return failing_rows_result(failures, st, shard, ASSET, raw_clips=len(clips), rows=sum(rows.values()))
 
 
 @asset_check(asset=long_takes, blocking=True, partitions_def=shards)
@@ -165,7 +165,7 @@ def thresholds_result(st, shard: str, settings: LongTakeSettings) -> AssetCheckR
         for r in rows
         if (v := failure_reasons(r, config))
     ]
-    return failing_rows_result(failures, st, shard, passing_clips=len(rows))
+    return failing_rows_result(failures, st, shard, ASSET, passing_clips=len(rows))
 
 
 @asset_check(asset=long_takes, partitions_def=shards)
@@ -243,4 +243,4 @@ def passing_clip_files_decode(context: AssetCheckExecutionContext, store: Datase
         written = {r["clip_id"] for r in st.read_table(CLIP_FILES, shard).to_pylist() if r["path"]}
     clips = [c for c in st.read_table("raw_clips", shard).to_pylist() if c["clip_id"] in written]
     checked, failures = verify_clip_files(st, shard, clips, only_under=f"{CLIP_FILES}/")
-    return failing_rows_result(failures, clip_files=len(written), clips_decoded=checked)
+    return failing_rows_result(failures, st, shard, "clip_files", clip_files=len(written), clips_decoded=checked)

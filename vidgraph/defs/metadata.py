@@ -23,18 +23,41 @@ def md_table(rows: Sequence[dict], columns: Sequence[str] | None = None, limit: 
     return MetadataValue.md("\n".join(out))
 
 
-def failing_rows_result(failures: list[dict], store=None, shard: str | None = None, **counts) -> AssetCheckResult:
+def failing_rows_result(failures: list[dict], store=None, shard: str | None = None, stage: str | None = None, **counts) -> AssetCheckResult:
     """A check that passes when no row fails; the failing rows are shown in its metadata.
 
     With ``store`` and ``shard``, each failing row that names a video (``video_id``, or a
     ``clip_id`` made from one) also names the landed file (``file``: its landing relpath), so a
-    person can find the video without looking up hashes."""
+    person can find the video without looking up hashes; with ``stage`` too, each such row says
+    the stage and what to do (set the video aside with ``vidgraph quarantine add``), and the
+    check's description says it in words."""
+    description = None
     if failures and store is not None and shard:
-        failures = with_landed_files(failures, store, shard)
+        failures = with_landed_files(failures, store, shard, stage)
+        files = sorted({r["file"] for r in failures if r.get("file")})
+        if stage and files:
+            description = (
+                f"{len(failures)} row(s) of {stage} failed, from {len(files)} video(s): {', '.join(files[:5])}. "
+                f"If the video is at fault, set it aside and re-run the shard: {quarantine_hint(files[0], stage, failures[0])}"
+            )
     return AssetCheckResult(
         passed=not failures,
+        description=description,
         metadata={**counts, "failing_rows": len(failures), "failures": md_table(failures, limit=50)},
     )
+
+
+def _problem_text(row: dict) -> str:
+    for k in ("problem", "reason", "cause", "error"):
+        if row.get(k):
+            return str(row[k])
+    return "failed a check"
+
+
+def quarantine_hint(file: str, stage: str, row: dict) -> str:
+    """The command that sets ``file`` aside with the failing row's cause as its reason."""
+    reason = f"{stage}: {_problem_text(row)}"[:120].replace("'", "")
+    return f"vidgraph quarantine add '{file}' --reason '{reason}'"
 
 
 def _video_of(row: dict) -> str | None:
@@ -44,8 +67,9 @@ def _video_of(row: dict) -> str | None:
     return clip.split("-c")[0] if clip.startswith("v") and "-c" in clip else None  # clip_id_for: <video_id>-cNNNN
 
 
-def with_landed_files(rows: list[dict], store, shard: str) -> list[dict]:
-    """``rows`` with a ``file`` column (the landing relpath from source_videos) after the id columns."""
+def with_landed_files(rows: list[dict], store, shard: str, stage: str | None = None) -> list[dict]:
+    """``rows`` with a ``file`` column (the landing relpath from source_videos) after the id
+    columns; with ``stage``, also ``stage`` and ``to_do`` (the quarantine command) at the end."""
     path = store.table_path("source_videos", shard)
     if not store.exists(path):
         return rows
@@ -57,7 +81,11 @@ def with_landed_files(rows: list[dict], store, shard: str) -> list[dict]:
             out.append(r)
             continue
         ids = {k: v for k, v in r.items() if k in ("clip_id", "video_id")}
-        out.append({**ids, "file": names.get(vid, ""), **{k: v for k, v in r.items() if k not in ids}})
+        row = {**ids, "file": names.get(vid, ""), **{k: v for k, v in r.items() if k not in ids}}
+        if stage and row["file"]:
+            row["stage"] = stage
+            row["to_do"] = quarantine_hint(row["file"], stage, r)
+        out.append(row)
     return out
 
 
@@ -65,7 +93,7 @@ def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     s = str(v) if v is not None else ""
-    return s.replace("|", "\\|").replace("\n", " ")[:80]
+    return s.replace("|", "\\|").replace("\n", " ")[:200]
 
 
 def contact_sheet(images: Sequence[bytes], labels: Sequence[str], thumb_w: int = 160, cols: int = 6) -> bytes | None:
