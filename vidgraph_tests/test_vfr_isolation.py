@@ -1,0 +1,247 @@
+"""One bad video never blocks a shard: variable-frame-rate input with drops and a stall (one
+definition of when a frame ends, shared by rows, cutter and checks), short shots merged, a
+hostile file quarantined while its siblings reach the last asset without a click, messages a
+person can act on, and ``vidgraph quarantine add``."""
+
+import json
+import os
+import shutil
+import time
+
+import av
+import pytest
+from dagster import AssetKey, DagsterEventType, evaluate_automation_conditions
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from vidgraph.cli import main
+from vidgraph.definitions import build_defs
+from vidgraph.defs.metadata import failing_rows_result
+from vidgraph.defs.raw_clips import coverage_failures
+from vidgraph.defs.resources import ClipFileSettings, IngestSettings, build_resources
+from vidgraph.media.analysis import analyze_video
+from vidgraph.media.cutting import ClipEncoding, cut_clips
+from vidgraph.media.shots import Shot, ShotDetectorConfig, frame_end_times, shot_problems, shots_from_cuts
+from vidgraph.media.synthetic import Scene, SyntheticSpec, write_video
+from vidgraph.stages.raw_clips import clip_file_problem
+from vidgraph.storage.catalog import read_all
+from vidgraph.storage.store import DatasetStore
+from vidgraph_tests.bad_inputs import _overwrite_mdat, _video
+from vidgraph_tests.test_operations import _instance, _requested, _tick
+
+# 20 fps, frames 5, 6, 40 and 61 dropped; the last frame of the first scene is held 0.7 s longer
+# (a stall right before a cut, as in the issue), a frame inside the last scene 0.4 s longer.
+VFR_SPEC = SyntheticSpec(
+    [Scene(30, "pan", seed=21, speed=1.0), Scene(24, "object", seed=22, speed=3), Scene(26, "tilt", seed=23, speed=1.0)],
+    width=96, height=64, fps=20, drop_frames=(5, 6, 40, 61), stalls=((29, 0.7), (70, 0.4)),
+)
+
+
+@pytest.fixture(scope="module")
+def vfr_video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("vfr") / "vfr_stall.mp4", VFR_SPEC)
+
+
+def test_the_synthetic_vfr_video_holds_its_known_truth(vfr_video):
+    truth = VFR_SPEC.truth()
+    assert truth["n_frames"] == 76 and truth["boundaries"] == [28, 51] and truth["stalled_frames"] == [27, 66]
+    with av.open(str(vfr_video)) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    assert times == pytest.approx(truth["t_s"], abs=1e-4)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) == pytest.approx(0.75, abs=1e-4) and min(gaps) == pytest.approx(0.05, abs=1e-4)
+
+
+def test_rows_of_a_vfr_video_follow_the_one_definition_of_a_frame_end(vfr_video):
+    truth = VFR_SPEC.truth()
+    a = analyze_video(vfr_video)
+    assert a.n_frames == truth["n_frames"] and a.frames["t_s"] == pytest.approx(truth["t_s"], abs=1e-4)
+    assert [s.start_frame for s in a.shots[1:]] == truth["boundaries"]
+    ends = frame_end_times(truth["t_s"], VFR_SPEC.fps)
+    assert a.duration_s == pytest.approx(truth["duration_s"]) == pytest.approx(ends[-1])
+    first = a.shots[0]
+    # The first shot's last frame is the stalled one: the shot lasts until the next frame shows.
+    assert first.end_s == pytest.approx(truth["t_s"][28]) and first.end_s - truth["t_s"][27] == pytest.approx(0.75, abs=1e-4)
+    assert not shot_problems(a.shots, a.n_frames, 6)
+
+
+@pytest.mark.parametrize("smart", [True, False])
+def test_clip_files_of_a_stalled_vfr_video_last_as_long_as_their_rows(vfr_video, tmp_path, smart):
+    a = analyze_video(vfr_video)
+    outs = [tmp_path / f"c{i}.mp4" for i in range(len(a.shots))]
+    files = cut_clips(vfr_video, a.shots, outs, ClipEncoding(smart=smart))
+    assert {f.method for f in files} == ({"smart"} if smart else {"encode"})
+    for shot, out in zip(a.shots, outs):
+        row = {"n_frames": shot.n_frames, "fps": a.fps, "duration_s": round(shot.duration_s, 6)}
+        assert clip_file_problem(out, row) == ""
+    with av.open(str(outs[0])) as c:  # the stall is in the file: its track lasts the row's 1.4+0.75 s
+        s = c.streams.video[0]
+        assert float(s.duration * s.time_base) == pytest.approx(a.shots[0].duration_s, abs=1e-3)
+    # What the old check did (last frame = the gap before it) would have been off by the stall.
+    wrong = {"n_frames": a.shots[0].n_frames, "fps": a.fps, "duration_s": a.shots[0].duration_s - 0.7}
+    assert "lasts 2.200s, its row says 1.500s" in clip_file_problem(outs[0], wrong)
+
+
+def test_a_shot_shorter_than_the_minimum_is_merged_never_emitted(vfr_video):
+    assert [(s.start_frame, s.end_frame) for s in shots_from_cuts([10, 11, 20], 21, 6)] == [(0, 10), (10, 21)]
+    assert shots_from_cuts([20], 21, 6)[-1].n_frames == 21 - 0  # a short last shot joins the one before
+    one_frame = [Shot(0, 10, 0.0, 1.0), Shot(10, 11, 1.0, 1.05)]
+    assert shot_problems(one_frame, 11, 6) == ["shot 1 has 1 frames, fewer than the minimum of 6"]
+    for det in ("content", "vidgraph"):
+        a = analyze_video(vfr_video, ShotDetectorConfig(detector=det, min_scene_len=15))
+        assert all(s.n_frames >= 15 for s in a.shots) and not shot_problems(a.shots, a.n_frames, 15), det
+
+
+def test_coverage_failures_name_the_video_and_the_cause(tmp_path):
+    rows = [
+        {"clip_id": "v0123456789abcdef-c0000", "video_id": "v0123456789abcdef", "clip_index": 0, "start_frame": 0,
+         "end_frame": 10, "start_s": 0.0, "end_s": 1.0, "detector_params": json.dumps({"min_scene_len": 6})},
+        {"clip_id": "v0123456789abcdef-c0001", "video_id": "v0123456789abcdef", "clip_index": 1, "start_frame": 10,
+         "end_frame": 11, "start_s": 1.0, "end_s": 1.05, "detector_params": json.dumps({"min_scene_len": 6})},
+    ]
+    failures = coverage_failures(rows, {"v0123456789abcdef": 12})
+    assert [f["problem"] for f in failures] == [
+        "shot 1 has 1 frames, fewer than the minimum of 6", "the shots end at frame 11, the video has 12 frames"]
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: a good video, the VFR video with its stall and a hostile file in one landing folder
+
+
+@pytest.fixture(scope="module")
+def isolated(tmp_path_factory, cut_video, vfr_video):
+    tmp = tmp_path_factory.mktemp("isolation")
+    landing, root = tmp / "landing", tmp / "root"
+    landing.mkdir()
+    shutil.copy(cut_video, landing / "good.mp4")
+    shutil.copy(vfr_video, landing / "vfr_stall.mp4")
+    # Probes as a video, but half its media data is random bytes: raw_clips cannot decode it.
+    base = _video(tmp / "base.mp4", seed=103, seconds=2.0)
+    (landing / "hostile.mp4").write_bytes(_overwrite_mdat(base.read_bytes(), 0.5, 0.5, 2))
+    settled = time.time() - 600
+    for f in landing.iterdir():
+        os.utime(f, (settled, settled))
+    resources = build_resources(root=str(root), landing=str(landing), shard_size=3, profile="tiny")
+    resources["ingest_settings"] = IngestSettings(landing_dir=str(landing), shard_size=3, min_file_age_s=60.0)
+    resources["clip_file_settings"] = ClipFileSettings(clip_files="all")  # every shot cut, and verified
+    defs = build_defs(resources)
+    with _instance(tmp) as instance:
+        cursor = evaluate_automation_conditions(defs=defs, instance=instance).cursor
+        (request,) = _tick(instance, resources, 3600.0)  # three settled files: a full shard
+        shard = request.partition_key
+        assert defs.resolve_job_def("ingest_shard").execute_in_process(instance=instance, partition_key=shard).success
+        global_job = defs.resolve_implicit_global_asset_job_def()
+        requested = []
+        for _ in range(6):
+            result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+            cursor = result.cursor
+            wanted = _requested(result, defs)
+            if not wanted:
+                break
+            requested.append(wanted)
+            for name, partitions in wanted.items():
+                for p in partitions:
+                    sub = global_job.get_subset(asset_selection={AssetKey(name)})
+                    assert sub.execute_in_process(instance=instance, partition_key=p, raise_on_error=False).success, name
+        yield {"instance": instance, "defs": defs, "resources": resources, "shard": shard, "requested": requested,
+               "store": DatasetStore(str(root)), "landing": landing, "root": root}
+
+
+def red_checks(instance, defs) -> list[tuple[str, str]]:
+    """Every check execution the UI shows red: a failed ERROR-severity evaluation, or a planned
+    check whose run failed (Dagster resolves it as EXECUTION_FAILED)."""
+    red = []
+    for key in defs.resolve_asset_graph().asset_check_keys:
+        for rec in instance.event_log_storage.get_asset_check_execution_history(key, limit=50):
+            if rec.status == AssetCheckExecutionRecordStatus.FAILED and rec.evaluation.severity.value == "ERROR":
+                red.append((key.to_user_string(), "failed"))
+            elif rec.status == AssetCheckExecutionRecordStatus.PLANNED:
+                run = instance.get_run_by_id(rec.run_id)
+                if run is None or run.status.value == "FAILURE":
+                    red.append((key.to_user_string(), "execution failed"))
+    return red
+
+
+def test_good_videos_reach_the_last_asset_and_the_hostile_file_is_quarantined(isolated):
+    st, shard = isolated["store"], isolated["shard"]
+    assert isolated["requested"][0] == {"raw_clips": {shard}}
+    assert {"merged_captions": {shard}} in isolated["requested"]
+    assert st.exists(st.table_path("merged_captions", shard))  # the last shard asset
+    sources = {r["video_id"]: r["relpath"] for r in st.read_table("source_videos", shard).to_pylist()}
+    clips = st.read_table("raw_clips", shard).to_pylist()
+    assert sorted({sources[c["video_id"]] for c in clips}) == ["good.mp4", "vfr_stall.mp4"]
+    lt = {r["video_id"] for r in st.read_table("long_takes", shard).to_pylist()}
+    assert sorted(sources[v] for v in lt) == ["good.mp4", "vfr_stall.mp4"]
+    (q,) = [r for r in read_all(st, "quarantine").to_pylist() if r["path"].endswith("hostile.mp4")]
+    assert q["stage"] == "raw_clips" and "damaged" in q["reason"] and q["shard"] == shard
+    # The VFR video's clips: the first one ends with the stall, and its file lasts as long.
+    vfr = sorted((c for c in clips if sources[c["video_id"]] == "vfr_stall.mp4"), key=lambda c: c["clip_index"])
+    assert [c["start_frame"] for c in vfr[1:]] == VFR_SPEC.truth()["boundaries"]
+    assert vfr[0]["duration_s"] == pytest.approx(VFR_SPEC.truth()["t_s"][28])
+    assert all(c["n_frames"] >= 6 for c in clips)
+    with av.open(st.path(vfr[0]["path"])) as c:
+        s = c.streams.video[0]
+        assert float(s.duration * s.time_base) == pytest.approx(vfr[0]["duration_s"], abs=1e-3)
+
+
+def test_no_check_is_red(isolated):
+    instance, defs = isolated["instance"], isolated["defs"]
+    assert red_checks(instance, defs) == []
+    # ...and the checks really ran:
+    keys = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    ran = set()
+    for key in defs.resolve_asset_graph().asset_check_keys:
+        recs = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
+        if any(r.status == AssetCheckExecutionRecordStatus.SUCCEEDED for r in recs):
+            ran.add(key.name)
+    assert {"clip_files_decode", "clips_cover_each_video", "every_video_accounted_for"} <= ran <= keys
+
+
+def test_failures_name_file_stage_cause_and_what_to_do(isolated):
+    st, shard = isolated["store"], isolated["shard"]
+    clip = next(c for c in st.read_table("raw_clips", shard).to_pylist())
+    result = failing_rows_result([{"clip_id": clip["clip_id"], "problem": "the clip file lasts 1.0s, its row says 2.0s"}],
+                                 st, shard, "raw_clips", clips=1)
+    text = result.metadata["failures"].value
+    assert not result.passed and "| clip_id | file | problem | stage | to_do |" in text
+    name = {r["video_id"]: r["relpath"] for r in st.read_table("source_videos", shard).to_pylist()}[clip["video_id"]]
+    assert f"vidgraph quarantine add '{name}' --reason 'raw_clips: the clip file lasts 1.0s, its row says 2.0s'" in text
+    assert name in result.description and "set it aside and re-run the shard" in result.description
+
+
+def test_quarantine_add_sets_a_video_aside_and_its_shard_no_longer_includes_it(isolated, capsys):
+    st, shard, root = isolated["store"], isolated["shard"], str(isolated["root"])
+    assert main(["quarantine", "add", "nothing_like_it.mp4", "--reason", "x", "--root", root]) == 2
+    assert "names no ingested video" in capsys.readouterr().err
+    assert main(["quarantine", "add", "vfr_stall.mp4", "--reason", "stalls on purpose", "--root", root]) == 0
+    out = capsys.readouterr()
+    (row,) = json.loads(out.out)["set_aside"]
+    assert row["stage"] == "manual" and row["reason"] == "stalls on purpose" and row["shard"] == shard
+    assert f"vidgraph run LANDING --shard {shard} --root {root}" in out.err
+    # Its shard re-run (what `--run LANDING` does through `vidgraph run --shard`): every stage skips it.
+    instance, defs = isolated["instance"], isolated["defs"]
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={AssetKey("source_videos"), AssetKey("raw_clips")})
+    run = job.execute_in_process(instance=instance, partition_key=shard, raise_on_error=False)
+    assert run.success
+    relpaths = {r["relpath"] for r in st.read_table("source_videos", shard).to_pylist()}
+    assert relpaths == {"good.mp4", "hostile.mp4"}  # the hostile file probes; raw_clips quarantines it
+    vids = {r["video_id"] for r in st.read_table("raw_clips", shard).to_pylist()}
+    assert vids == {r["video_id"] for r in st.read_table("source_videos", shard).to_pylist() if r["relpath"] == "good.mp4"}
+    checks = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+              for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)}
+    assert checks["every_input_accounted_for"] and checks["every_video_accounted_for"]  # set aside = accounted for
+    assert main(["quarantine", "list", "--root", root, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {(r["stage"], os.path.basename(r["path"])) for r in listed} >= {("manual", "vfr_stall.mp4"), ("raw_clips", "hostile.mp4")}
+
+
+def test_run_with_an_unknown_shard_is_refused_without_ingesting(isolated, tmp_path, capsys):
+    st, root = isolated["store"], str(isolated["root"])
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    _video(landing / "new.mp4", seed=5)
+    before = read_all(st, "ingest_ledger").num_rows
+    assert main(["run", str(landing), "--root", root, "--shard", "shard-typo"]) == 2
+    err = capsys.readouterr().err
+    assert "shard-typo" in err and "not in the ingest ledger" in err and isolated["shard"] in err
+    assert read_all(st, "ingest_ledger").num_rows == before  # new.mp4 was not ingested
