@@ -245,3 +245,53 @@ def test_run_with_an_unknown_shard_is_refused_without_ingesting(isolated, tmp_pa
     err = capsys.readouterr().err
     assert "shard-typo" in err and "not in the ingest ledger" in err and isolated["shard"] in err
     assert read_all(st, "ingest_ledger").num_rows == before  # new.mp4 was not ingested
+
+
+def test_where_dagster_reports_checks_that_did_not_run(tmp_path):
+    """The evidence behind README's "Checks that did not run": Dagster 1.13 records every check
+    of a run as PLANNED when the run is created and resolves a PLANNED check of a run that ended
+    FAILURE as EXECUTION_FAILED (red), whether the check has its own op or lives in its asset's.
+    A failed blocking check always fails its run. Automation runs the failing asset on its own,
+    so no downstream check is planned in that run and none turns red."""
+    import asyncio
+
+    from dagster import AssetCheckResult, AssetCheckSpec, Definitions, DagsterInstance, MaterializeResult, asset, asset_check
+    from dagster._core.loader import LoadingContextForTest
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionResolvedStatus as S
+
+    @asset
+    def a():
+        return MaterializeResult()
+
+    @asset_check(asset=a, blocking=True)
+    def a_ok():
+        return AssetCheckResult(passed=False)
+
+    @asset(deps=[a])
+    def b():
+        return MaterializeResult()
+
+    @asset_check(asset=b)
+    def b_ok():
+        return AssetCheckResult(passed=True)
+
+    @asset(deps=[a], check_specs=[AssetCheckSpec("c_ok", asset="c")])
+    def c():
+        return MaterializeResult(check_results=[AssetCheckResult(check_name="c_ok", passed=True)])
+
+    defs = Definitions(assets=[a, b, c], asset_checks=[a_ok, b_ok])
+    job = defs.resolve_implicit_global_asset_job_def()
+
+    def statuses(instance):
+        ctx = LoadingContextForTest(instance)
+        return {k.name: [asyncio.run(r.resolve_status(ctx)) for r in instance.event_log_storage.get_asset_check_execution_history(k, limit=5)]
+                for k in defs.resolve_asset_graph().asset_check_keys}
+
+    (tmp_path / "all").mkdir()
+    (tmp_path / "one").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "all")) as instance:  # "Materialize all", one run
+        assert not job.execute_in_process(instance=instance, raise_on_error=False).success
+        assert statuses(instance) == {"a_ok": [S.FAILED], "b_ok": [S.EXECUTION_FAILED], "c_ok": [S.EXECUTION_FAILED]}
+    with DagsterInstance.local_temp(str(tmp_path / "one")) as instance:  # as automation runs it: a alone
+        job.get_subset(asset_selection={a.key}).execute_in_process(instance=instance, raise_on_error=False)
+        assert statuses(instance) == {"a_ok": [S.FAILED], "b_ok": [], "c_ok": []}
