@@ -295,3 +295,27 @@ def test_where_dagster_reports_checks_that_did_not_run(tmp_path):
     with DagsterInstance.local_temp(str(tmp_path / "one")) as instance:  # as automation runs it: a alone
         job.get_subset(asset_selection={a.key}).execute_in_process(instance=instance, raise_on_error=False)
         assert statuses(instance) == {"a_ok": [S.FAILED], "b_ok": [], "c_ok": []}
+
+
+def test_audio_timelines_are_a_png_file_next_to_the_shard(tmp_path, isolated):
+    from vidgraph.defs.metadata import image_file, timelines_png
+
+    rows = [{"clip_id": "v0123456789abcdef-c0000", "duration_s": 12.0, "timeline": [
+        {"start_s": 0.0, "end_s": 4.0, "label": "speech"}, {"start_s": 4.0, "end_s": 12.0, "label": "music"}]}]
+    png = timelines_png(rows)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and timelines_png([{"clip_id": "x", "timeline": []}]) is None
+    st = DatasetStore(str(tmp_path / "root"))
+    value = image_file(st, "audio_captions", "shard-x", "timelines.png", png)
+    assert value.value == st.uri("audio_captions", "shard-x", "plots", "timelines.png") and os.path.getsize(value.value) == len(png)
+    # The asset links it (its clips here are too short to be long takes: no rows, no image).
+    mat = isolated["instance"].get_latest_materialization_event(AssetKey("audio_captions")).asset_materialization
+    assert "timelines" in mat.metadata and not any("base64" in str(v.value) for v in mat.metadata.values())
+
+
+def test_raw_clips_config_describes_the_real_defaults():
+    from vidgraph.defs.raw_clips import RawClipsConfig
+
+    fields = RawClipsConfig.model_fields
+    assert "vidgraph 6, content 15" in fields["min_scene_len"].description
+    assert f"vidgraph {ShotDetectorConfig().effective_threshold:g}," in fields["threshold"].description
+    assert ShotDetectorConfig(detector="content").effective_min_scene_len == 15

@@ -11,27 +11,16 @@ from dagster import (
     asset_check,
 )
 
-from vidgraph.captions.audio_captions import AudioConfig, audio_captions_code_version, timeline_tiles
+from vidgraph.captions.audio_captions import timeline_tiles
 from vidgraph.defs.executors import GPU_OP_TAGS
 from vidgraph.defs.long_takes import long_takes
 from vidgraph.defs.guards import require_ingested
-from vidgraph.defs.metadata import failing_rows_result, md_table
+from vidgraph.defs.metadata import failing_rows_result, image_file, md_table, timelines_png
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import AudioSettings, DatasetStoreResource
-from vidgraph.models.asr import asr_model_revision
-from vidgraph.models.profiles import default_profile_name, load_profile
+from vidgraph.defs.versions import audio_captions_version
 from vidgraph.models.resources import AudioTaggerResource, ChatModelResource, SpeechRecognizerResource
-from vidgraph.models.vad import MODEL_FILE, silero_version
 from vidgraph.stages.audio_captions import ASSET, AudioModels, build_audio_captions
-
-
-def _code_version() -> str:
-    profile = load_profile(default_profile_name(), resolve=False)
-    asr = profile.asr
-    refs = [f"{asr.backend}:{asr.source or asr.model}@{asr_model_revision(asr.source or asr.model, asr.revision)}",
-            profile.audio_tagger.ref if profile.audio_tagger else "no-tagger", profile.llm.ref,
-            f"silero-vad:{MODEL_FILE}@{silero_version()}"]
-    return audio_captions_code_version(*refs, cfg=AudioConfig())
 
 
 @asset(
@@ -39,7 +28,7 @@ def _code_version() -> str:
     retry_policy=STEP_RETRY,
     group_name="captions",
     deps=[long_takes],
-    code_version=_code_version(),
+    code_version=audio_captions_version(),
     op_tags=GPU_OP_TAGS,
     pool="gpu",  # the tagger and a large Whisper share the GPU with the caption models
     kinds={"pytorch", "parquet"},
@@ -83,6 +72,8 @@ def audio_captions(
             "audio_tagger": MetadataValue.json(audio_tagger.describe()),
             "llm": MetadataValue.json(llm.describe()),
             "preview": md_table(preview),
+            # written after the shard is published (publishing replaces its folder)
+            "timelines": image_file(st, ASSET, shard, "timelines.png", timelines_png(rows)),
             "location": MetadataValue.path(st.uri(ASSET, shard)),
         }
     )
@@ -113,10 +104,11 @@ def one_row_per_long_take(context: AssetCheckExecutionContext, store: DatasetSto
 @asset_check(asset=audio_captions, blocking=True, partitions_def=shards)
 def timeline_tiles_clip(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
     """Timeline segments tile [0, duration_s] without gap or overlap (rows whose sound could not be read excepted)."""
-    rows = _rows(store.get_store(), context.partition_key)
-    failures = [{"clip_id": r["clip_id"], "problem": p} for r in rows
+    st, shard = store.get_store(), context.partition_key
+    rows = _rows(st, shard)
+    failures = [{"clip_id": r["clip_id"], "problem": f"the audio timeline {p}"} for r in rows
                 if not (r["audio_error"] and not r["timeline"]) and (p := timeline_tiles(r["timeline"], r["duration_s"]))]
-    return failing_rows_result(failures, rows=len(rows))
+    return failing_rows_result(failures, st, shard, ASSET, rows=len(rows))
 
 
 @asset_check(asset=audio_captions, partitions_def=shards)

@@ -186,3 +186,36 @@ def bar_chart_png(counts, edges, title: str, marks: dict[str, float] | None = No
     cv2.putText(img, "0", (4, top + plot_h), font, 0.35, (0, 0, 0), 1)
     ok, buf = cv2.imencode(".png", img)
     return buf.tobytes() if ok else None
+
+
+# Timeline colours (BGR) by audio label.
+TIMELINE_COLOURS = {"speech": (60, 140, 230), "music": (200, 120, 40), "speech+music": (170, 60, 170),
+                    "other": (120, 160, 120), "silence": (225, 225, 225)}
+
+
+def timelines_png(rows: Sequence[dict], limit: int = 20, width: int = 560) -> bytes | None:
+    """Each clip's audio timeline as one bar (speech, music, speech+music, other, silence), longest
+    clip full width, with a legend: a PNG written as a file next to the shard (image_file)."""
+    rows = [r for r in rows if r.get("timeline")][:limit]
+    if not rows:
+        return None
+    left, bar, gap, top = 150, 14, 6, 28
+    h = top + len(rows) * (bar + gap) + 8
+    img = np.full((h, width, 3), 255, np.uint8)
+    longest = max(float(r.get("duration_s") or r["timeline"][-1]["end_s"]) for r in rows) or 1.0
+    span = width - left - 10
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    x = 4
+    for label, colour in TIMELINE_COLOURS.items():
+        cv2.rectangle(img, (x, 6), (x + 10, 16), colour, -1)
+        cv2.putText(img, label, (x + 13, 15), font, 0.35, (0, 0, 0), 1)
+        x += 16 + 7 * len(label)
+    for i, r in enumerate(rows):
+        y = top + i * (bar + gap)
+        cv2.putText(img, str(r["clip_id"])[-22:], (4, y + bar - 3), font, 0.33, (0, 0, 0), 1)
+        for seg in r["timeline"]:
+            x0 = left + int(seg["start_s"] / longest * span)
+            x1 = max(x0 + 1, left + int(seg["end_s"] / longest * span))
+            cv2.rectangle(img, (x0, y), (x1, y + bar), TIMELINE_COLOURS.get(seg["label"], (0, 0, 0)), -1)
+    ok, buf = cv2.imencode(".png", img)
+    return buf.tobytes() if ok else None

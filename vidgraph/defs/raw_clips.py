@@ -31,10 +31,18 @@ from vidgraph.stages.raw_clips import (
 PREVIEW_COLUMNS = ["clip_id", "start_frame", "end_frame", "start_s", "end_s", "duration_s", "has_audio"]
 
 
+def _defaults(attr: str) -> str:
+    """Each detector's default for ``attr`` (an effective_* property), read from the code."""
+    return ", ".join(f"{d} {getattr(ShotDetectorConfig(detector=d), attr):g}" for d in DETECTORS)
+
+
 class RawClipsConfig(Config):
     detector: str = Field(default=ShotDetectorConfig().detector, description=f"one of {', '.join(DETECTORS)}")
-    threshold: float | None = Field(default=None, description="detector threshold; empty for its default")
-    min_scene_len: int | None = Field(default=None, description="minimum shot length in frames; empty for the detector's default (6; PySceneDetect's 15)")
+    threshold: float | None = Field(default=None, description=f"detector threshold; empty for its default ({_defaults('effective_threshold')})")
+    min_scene_len: int | None = Field(
+        default=None,
+        description=f"minimum shot length in frames, shorter shots are merged; empty for the detector's default ({_defaults('effective_min_scene_len')})",
+    )
 
     def detector_config(self) -> ShotDetectorConfig:
         return ShotDetectorConfig(detector=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len)
