@@ -217,19 +217,25 @@ def test_quarantine_add_sets_a_video_aside_and_its_shard_no_longer_includes_it(i
     (row,) = json.loads(out.out)["set_aside"]
     assert row["stage"] == "manual" and row["reason"] == "stalls on purpose" and row["shard"] == shard
     assert f"vidgraph run LANDING --shard {shard} --root {root}" in out.err
-    # Its shard re-run (what `--run LANDING` does through `vidgraph run --shard`): every stage skips it.
-    instance, defs = isolated["instance"], isolated["defs"]
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={AssetKey("source_videos"), AssetKey("raw_clips")})
-    run = job.execute_in_process(instance=instance, partition_key=shard, raise_on_error=False)
-    assert run.success
+    vfr_id = row["video_id"]
+    # Again, by video id, and with --run: its shard is re-run (`vidgraph run LANDING --shard`) and
+    # every stage skips it; the reason is replaced, not added twice.
+    assert main(["quarantine", "add", vfr_id, "--reason", "stalls", "--root", root, "--run", str(isolated["landing"])]) == 0
+    text = capsys.readouterr().out
+    decoder = json.JSONDecoder()
+    added, end = decoder.raw_decode(text)
+    summary, _ = decoder.raw_decode(text[end:].lstrip())
+    assert [r["video_id"] for r in added["set_aside"]] == [vfr_id]
+    assert summary["ingest"].startswith("not run") and list(summary["shards"]) == [shard]
+    assert summary["shards"][shard]["success"], summary
+    for asset in ("source_videos", "raw_clips", "long_takes", "merged_captions"):
+        assert vfr_id not in set(st.read_table(asset, shard).column("video_id").to_pylist()), asset
     relpaths = {r["relpath"] for r in st.read_table("source_videos", shard).to_pylist()}
     assert relpaths == {"good.mp4", "hostile.mp4"}  # the hostile file probes; raw_clips quarantines it
-    vids = {r["video_id"] for r in st.read_table("raw_clips", shard).to_pylist()}
-    assert vids == {r["video_id"] for r in st.read_table("source_videos", shard).to_pylist() if r["relpath"] == "good.mp4"}
-    checks = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
-              for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)}
-    assert checks["every_input_accounted_for"] and checks["every_video_accounted_for"]  # set aside = accounted for
+    checks = summary["shards"][shard]["checks"]
+    assert checks["source_videos:every_input_accounted_for"] == checks["raw_clips:every_video_accounted_for"] == "passed"
+    manual = [r for r in read_all(st, "quarantine").to_pylist() if r["stage"] == "manual"]
+    assert [(r["video_id"], r["reason"]) for r in manual] == [(vfr_id, "stalls")]
     assert main(["quarantine", "list", "--root", root, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {(r["stage"], os.path.basename(r["path"])) for r in listed} >= {("manual", "vfr_stall.mp4"), ("raw_clips", "hostile.mp4")}
