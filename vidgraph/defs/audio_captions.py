@@ -92,13 +92,10 @@ def one_row_per_long_take(context: AssetCheckExecutionContext, store: DatasetSto
     ids = [r["clip_id"] for r in _rows(st, shard)]
     missing, extra = sorted(set(passing) - set(ids)), sorted(set(ids) - set(passing))
     dup = sorted({c for c in ids if ids.count(c) > 1})
-    return AssetCheckResult(
-        passed=not (missing or extra or dup),
-        metadata={"passing_long_takes": len(passing), "rows": len(ids),
-                  "problems": md_table([{"clip_id": c, "problem": p} for p, cs in
-                                        (("missing", missing), ("not a passing long take", extra), ("duplicate", dup))
-                                        for c in cs])},
-    )
+    problems = [{"clip_id": c, "problem": p} for p, cs in
+                (("a passing long take without an audio_captions row", missing),
+                 ("a row for a clip that is not a passing long take", extra), ("more than one row", dup)) for c in cs]
+    return failing_rows_result(problems, st, shard, ASSET, passing_long_takes=len(passing), rows=len(ids))
 
 
 @asset_check(asset=audio_captions, blocking=True, partitions_def=shards)
@@ -116,7 +113,8 @@ def transcript_where_speech(
     context: AssetCheckExecutionContext, store: DatasetStoreResource, audio_settings: AudioSettings
 ) -> AssetCheckResult:
     """A transcript where speech is above the threshold; none where the clip is silent or music only (WARN)."""
-    rows = _rows(store.get_store(), context.partition_key)
+    st, shard = store.get_store(), context.partition_key
+    rows = _rows(st, shard)
     lo = audio_settings.min_speech_share_for_transcript
     failures = []
     for r in rows:
@@ -127,16 +125,17 @@ def transcript_where_speech(
         elif r["speech_share"] == 0 and r["transcript"]:
             failures.append({"clip_id": r["clip_id"], "problem": f"possible hallucination on {r['audio_class']}",
                              "transcript": r["transcript"][:80]})
-    res = failing_rows_result(failures, rows=len(rows), min_speech_share=lo)
-    return AssetCheckResult(passed=res.passed, metadata=res.metadata, severity=AssetCheckSeverity.WARN)
+    res = failing_rows_result(failures, st, shard, ASSET, rows=len(rows), min_speech_share=lo)
+    return AssetCheckResult(passed=res.passed, description=res.description, metadata=res.metadata, severity=AssetCheckSeverity.WARN)
 
 
 @asset_check(asset=audio_captions, partitions_def=shards)
 def languages_recorded(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
     """Every transcript has its language recorded."""
-    rows = _rows(store.get_store(), context.partition_key)
-    failures = [{"clip_id": r["clip_id"], "transcript": r["transcript"][:60]} for r in rows
-                if r["transcript"] and not r["language"]]
+    st, shard = store.get_store(), context.partition_key
+    rows = _rows(st, shard)
+    failures = [{"clip_id": r["clip_id"], "problem": "a transcript without its language", "transcript": r["transcript"][:60]}
+                for r in rows if r["transcript"] and not r["language"]]
     langs = sorted({r["language"] for r in rows if r["language"]})
-    return failing_rows_result(failures, transcripts=sum(bool(r["transcript"]) for r in rows),
+    return failing_rows_result(failures, st, shard, ASSET, transcripts=sum(bool(r["transcript"]) for r in rows),
                                languages=", ".join(langs) or "none")
