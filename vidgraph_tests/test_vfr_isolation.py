@@ -325,3 +325,32 @@ def test_raw_clips_config_describes_the_real_defaults():
     assert "vidgraph 6, content 15" in fields["min_scene_len"].description
     assert f"vidgraph {ShotDetectorConfig().effective_threshold:g}," in fields["threshold"].description
     assert ShotDetectorConfig(detector="content").effective_min_scene_len == 15
+
+
+def _one_frame_shot_job(local, detector, analysis, policy):
+    """The real analysis, except that the VFR video (76 frames) gets a 1-frame last shot."""
+    from vidgraph.stages.raw_clips import analyze_job
+
+    a, note = analyze_job(local, detector, analysis, policy)
+    if a.n_frames == VFR_SPEC.truth()["n_frames"]:
+        last = a.shots[-1]
+        a.shots[-1:] = [Shot(last.start_frame, last.end_frame - 1, last.start_s, float(a.frames["t_s"][-1])),
+                        Shot(last.end_frame - 1, last.end_frame, float(a.frames["t_s"][-1]), last.end_s)]
+    return a, note
+
+
+def test_a_video_whose_clips_cannot_be_verified_is_quarantined_and_its_siblings_carry_on(tmp_path, cut_video, vfr_video):
+    from vidgraph.ingest import ingest
+    from vidgraph.stages.raw_clips import RawClipsSettings, build_raw_clips
+    from vidgraph.stages.source_videos import build_source_videos
+    from vidgraph_tests.conftest import make_landing
+
+    store = DatasetStore(str(tmp_path / "root"))
+    (shard,) = ingest(make_landing(tmp_path, [cut_video, vfr_video]), store).new_shards
+    build_source_videos(store, shard)
+    result = build_raw_clips(store, shard, RawClipsSettings(isolate=False), job=_one_frame_shot_job)
+    (q,) = result.quarantine.to_pylist()
+    assert q["stage"] == "raw_clips" and q["path"].endswith("vfr_stall.mp4")
+    assert q["reason"] == "its clips cannot be verified: shot 3 has 1 frames, fewer than the minimum of 6"
+    sources = {r["video_id"]: r["relpath"] for r in store.read_table("source_videos", shard).to_pylist()}
+    assert {sources[r["video_id"]] for r in result.table.to_pylist()} == {"cuts.mp4"}
