@@ -354,3 +354,24 @@ def test_a_video_whose_clips_cannot_be_verified_is_quarantined_and_its_siblings_
     assert q["reason"] == "its clips cannot be verified: shot 3 has 1 frames, fewer than the minimum of 6"
     sources = {r["video_id"]: r["relpath"] for r in store.read_table("source_videos", shard).to_pylist()}
     assert {sources[r["video_id"]] for r in result.table.to_pylist()} == {"cuts.mp4"}
+
+
+def test_a_reused_clip_file_that_no_longer_matches_its_row_is_cut_again(tmp_path, vfr_video):
+    """Files of an unchanged video are reused on a re-run, unless they do not match their rows
+    (as files cut before a stall counted in the last frame's length)."""
+    from vidgraph.ingest import ingest
+    from vidgraph.stages.raw_clips import RawClipsSettings, build_raw_clips
+    from vidgraph.stages.source_videos import build_source_videos
+    from vidgraph_tests.conftest import make_landing
+
+    store = DatasetStore(str(tmp_path / "root"))
+    (shard,) = ingest(make_landing(tmp_path, [vfr_video]), store).new_shards
+    build_source_videos(store, shard)
+    settings = RawClipsSettings(isolate=False, clip_files="all")
+    rows = build_raw_clips(store, shard, settings).table.to_pylist()
+    first, second = (store.path(r["path"]) for r in rows[:2])
+    shutil.copy(second, first + ".tmp")
+    os.replace(first + ".tmp", first)  # clip 0's file now holds clip 1's frames
+    assert clip_file_problem(first, rows[0]).startswith("the clip file has 23 frames")
+    rows = build_raw_clips(store, shard, settings).table.to_pylist()
+    assert all(clip_file_problem(store.path(r["path"]), r) == "" for r in rows)

@@ -46,8 +46,6 @@ class ClipEncoding:
         return {
             "video": "libx264", "crf": self.crf, "preset": self.preset, "audio": "aac",
             "audio_bitrate": self.audio_bitrate, "smart": self.smart,
-            # the file's last frame lasts until the clip's end (shots.frame_end_times)
-            "last_frame": "until_clip_end",
         }
 
 

@@ -68,6 +68,10 @@ def build_clip_files(
                         os.link(src, out)
                     else:
                         out.write_bytes(store.read_bytes(src))
+                    if clip_file_problem(out, c):  # cut by an older version (say, before a stall counted): again
+                        out.unlink()
+                        todo.append(c)
+                        continue
                     rows.append({**_row(c, shard, encoding), "path": clip_file_path(shard, c["clip_id"]),
                                  "method": old["method"], "copied_frames": old["copied_frames"]})
                 else:

@@ -139,6 +139,12 @@ def _reuse_clip_files(store: DatasetStore, previous: list[dict], shots, encoding
             os.link(src, out)  # same disk: no copy
         else:
             out.write_bytes(store.read_bytes(src))
+    # A file cut before the last frame lasted until the clip's end (a clip ending on a stall)
+    # does not match its row: cut them all again.
+    if any(clip_file_problem(out, r) for r, out in zip(previous, out_paths)):
+        for out in out_paths:
+            out.unlink(missing_ok=True)
+        return False
     return True
 
 
