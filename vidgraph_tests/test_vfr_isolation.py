@@ -208,7 +208,20 @@ def test_failures_name_file_stage_cause_and_what_to_do(isolated):
     assert name in result.description and "set it aside and re-run the shard" in result.description
 
 
-def test_quarantine_add_sets_a_video_aside_and_its_shard_no_longer_includes_it(isolated, capsys):
+@pytest.fixture
+def cli_logging():
+    """`vidgraph run` in this process adds a stderr handler (pytest's captured stream) to the
+    vidgraph logger: taken off again, so later tests do not write to a closed stream."""
+    import logging
+
+    logger = logging.getLogger("vidgraph")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def test_quarantine_add_sets_a_video_aside_and_its_shard_no_longer_includes_it(isolated, capsys, cli_logging):
     st, shard, root = isolated["store"], isolated["shard"], str(isolated["root"])
     assert main(["quarantine", "add", "nothing_like_it.mp4", "--reason", "x", "--root", root]) == 2
     assert "names no ingested video" in capsys.readouterr().err
@@ -241,7 +254,7 @@ def test_quarantine_add_sets_a_video_aside_and_its_shard_no_longer_includes_it(i
     assert {(r["stage"], os.path.basename(r["path"])) for r in listed} >= {("manual", "vfr_stall.mp4"), ("raw_clips", "hostile.mp4")}
 
 
-def test_run_with_an_unknown_shard_is_refused_without_ingesting(isolated, tmp_path, capsys):
+def test_run_with_an_unknown_shard_is_refused_without_ingesting(isolated, tmp_path, capsys, cli_logging):
     st, root = isolated["store"], str(isolated["root"])
     landing = tmp_path / "landing"
     landing.mkdir()
