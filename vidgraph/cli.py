@@ -212,18 +212,22 @@ def _run(args, defs, stop, reinstall) -> int:
 
     # What killed runs left behind (their staging folders) goes first.
     DatasetStore(_root(args)).clean_stale_staging()
-    store, result = _ingest(args, instance)
     resumed = []
-    if args.all_shards:
+    result = None
+    if args.shard:
+        # Only the named shards: the landing folder is not ingested (no side effect).
+        store = _named_shards(args, instance)
+        todo = list(dict.fromkeys(args.shard))
+    elif args.all_shards:
+        store, result = _ingest(args, instance)
         todo = ledger_shards(store)
-    elif args.shard:
-        todo = args.shard
     else:
+        store, result = _ingest(args, instance)
         # New shards, and every shard of the ledger that a killed or failed run left unfinished.
         resumed = [s for s in incomplete_shards(store, shard_assets(defs.resolve_asset_graph())) if s not in result.new_shards]
         todo = sorted(set(result.new_shards) | set(resumed))
     job = defs.resolve_job_def("process_shard")
-    summary = {"ingest": result.summary(), "shards": {}}
+    summary = {"ingest": result.summary() if result else "not run: --shard runs only the named shards", "shards": {}}
     if resumed:
         summary["resumed"] = resumed
     ok = True
@@ -259,6 +263,25 @@ def _run(args, defs, stop, reinstall) -> int:
     summary["totals"] = _totals(store)
     print(json.dumps(summary, indent=2))
     return 0 if ok else 1
+
+
+def _named_shards(args, instance):
+    """``--shard``: the store, after checking that every named shard is in the ingest ledger
+    (a ConfigError naming the known shards otherwise)."""
+    from vidgraph.config import ConfigError
+    from vidgraph.ingest import ledger_shards
+    from vidgraph.storage.store import DatasetStore
+
+    store = DatasetStore(_root(args))
+    known = ledger_shards(store)
+    unknown = [s for s in args.shard if s not in known]
+    if unknown:
+        shown = ", ".join(known[-5:]) if known else "none yet: run `vidgraph run LANDING` or `vidgraph ingest LANDING` first"
+        raise ConfigError(f"--shard {', '.join(unknown)}: not in the ingest ledger of {store.root_uri} (known shards, latest: {shown})")
+    missing = [s for s in args.shard if s not in set(instance.get_dynamic_partitions("shards"))]
+    if missing:
+        instance.add_dynamic_partitions("shards", missing)
+    return store
 
 
 def _planned_checks(instance, run_id: str) -> set[str]:
@@ -417,6 +440,47 @@ def cmd_audio(args) -> int:
     return 0
 
 
+def cmd_quarantine(args) -> int:
+    """``quarantine add FILE --reason TEXT``: set a landed video aside (every stage skips it) and
+    re-run its shard (``--run LANDING``) or say how; ``quarantine list``: the quarantine."""
+    from vidgraph.storage.catalog import read_all
+    from vidgraph.storage.store import DatasetStore
+
+    store = DatasetStore(_root(args))
+    if args.action == "list":
+        table = read_all(store, "quarantine")
+        rows = sorted(table.to_pylist() if table is not None else [], key=lambda r: (r["shard"] or "", r["path"] or ""))
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            _print_table([{k: r[k] for k in ("shard", "stage", "path", "reason")} for r in rows])
+        return 0
+    from vidgraph.stages.source_videos import find_landed, set_video_aside
+
+    matches = find_landed(store, args.file)
+    if not matches:
+        print(f"vidgraph: {args.file!r} names no ingested video (give its landing path, its path inside the "
+              f"landing folder, its sha256 or its video id; `vidgraph query \"select relpath, shard from ingest_ledger\"` lists them)",
+              file=sys.stderr)
+        return 2
+    if len({m["sha256"] for m in matches}) > 1:
+        print(f"vidgraph: {args.file!r} names {len(matches)} different videos; give a longer sha256 or the full path", file=sys.stderr)
+        return 2
+    rows = [set_video_aside(store, m, args.reason) for m in matches]
+    shards = sorted({r["shard"] for r in rows})
+    print(json.dumps({"set_aside": rows, "shards": shards}, indent=2))
+    if not args.run:
+        where = f" --root {args.root}" if args.root else ""
+        print("re-run the shard so its assets no longer include the video: "
+              + "; ".join(f"vidgraph run LANDING --shard {s}{where}" for s in shards), file=sys.stderr)
+        return 0
+    run_args = argparse.Namespace(
+        landing=args.run, root=args.root, shard=shards, all_shards=False, shard_size=None, settle_s=None,
+        profile=args.profile, log_level="WARNING",
+    )
+    return cmd_run(run_args)
+
+
 def cmd_query(args) -> int:
     from vidgraph.storage.catalog import Catalog
     from vidgraph.storage.store import DatasetStore
@@ -539,6 +603,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default=None, help="model profile for the narration judge (default $VIDGRAPH_PROFILE or tiny)")
     s.set_defaults(func=cmd_release)
 
+    s = sub.add_parser("quarantine", help="set a video aside (add) or show the quarantine (list)")
+    qs = s.add_subparsers(dest="action", required=True)
+    q = with_root(qs.add_parser("add", help="set a landed video aside: every stage skips it; re-run its shard after"))
+    q.add_argument("file", help="the landed file (its path, or its path inside the landing folder), its sha256 or video id")
+    q.add_argument("--reason", required=True, help="why, in words (kept in the quarantine table)")
+    q.add_argument("--run", metavar="LANDING", default=None,
+                   help="re-run the video's shard now (as `vidgraph run LANDING --shard SHARD`)")
+    q.add_argument("--profile", default=None, help="model profile for that run (default $VIDGRAPH_PROFILE or tiny)")
+    q = with_root(qs.add_parser("list", help="every quarantined file: shard, stage, path, reason"))
+    q.add_argument("--json", action="store_true", help="print rows as a JSON list of objects")
+    s.set_defaults(func=cmd_quarantine)
+
     s = with_root(sub.add_parser("query", help="SQL over the catalog (one view per asset)"))
     s.add_argument("sql")
     s.add_argument("--json", action="store_true", help="print rows as a JSON list of objects")
@@ -555,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from vidgraph.quiet import quiet_cli
 
-    quiet_cli(uses_dagster=args.command in ("run", "release") or (args.command == "ingest" and bool(os.environ.get("DAGSTER_HOME"))))
+    quiet_cli(uses_dagster=args.command in ("run", "release") or getattr(args, "run", None) is not None or (args.command == "ingest" and bool(os.environ.get("DAGSTER_HOME"))))
     if getattr(args, "detector", "x") is None:
         from vidgraph.media.shots import ShotDetectorConfig
 

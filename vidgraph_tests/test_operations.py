@@ -163,6 +163,27 @@ def test_prompt_change_requests_only_the_caption_partitions(flowed, tmp_path, mo
     assert request.partition_key == flowed["shard"]
 
 
+@pytest.mark.parametrize("prompt, asset", [("mmtrail_merge_v1", "merged_captions"), ("audio_clip_v1", "audio_captions")])
+def test_each_caption_asset_hashes_only_its_own_prompts(flowed, tmp_path, monkeypatch, prompt, asset):
+    """A changed merge (or audio) prompt re-runs exactly that asset's partitions, not frame_captions."""
+    import vidgraph.captions.prompts as prompts
+
+    copy = tmp_path / "prompts"
+    copy.mkdir()
+    for f in prompts._prompt_dir().iterdir():
+        (copy / f.name).write_text(f.read_text())
+    (copy / f"{prompt}.txt").write_text((copy / f"{prompt}.txt").read_text() + "\nBe brief.")
+    monkeypatch.setattr(prompts, "_prompt_dir", lambda: copy)
+    prompts.load_template.cache_clear()
+    try:
+        with build_sensor_context(instance=flowed["instance"], definitions=build_defs(flowed["resources"])) as ctx:
+            (request,) = stale_partitions_sensor(ctx)
+    finally:
+        monkeypatch.undo()
+        prompts.load_template.cache_clear()
+    assert request.asset_selection == [AssetKey(asset)] and request.partition_key == flowed["shard"]
+
+
 def test_automation_stops_where_a_blocking_check_fails(tmp_path):
     """The central condition on stand-in assets with the real names, so checks really run."""
     verdict = {"passed": False}

@@ -11,27 +11,16 @@ from dagster import (
     asset_check,
 )
 
-from vidgraph.captions.audio_captions import AudioConfig, audio_captions_code_version, timeline_tiles
+from vidgraph.captions.audio_captions import timeline_tiles
 from vidgraph.defs.executors import GPU_OP_TAGS
 from vidgraph.defs.long_takes import long_takes
 from vidgraph.defs.guards import require_ingested
-from vidgraph.defs.metadata import failing_rows_result, md_table
+from vidgraph.defs.metadata import failing_rows_result, image_file, md_table, timelines_png
 from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import AudioSettings, DatasetStoreResource
-from vidgraph.models.asr import asr_model_revision
-from vidgraph.models.profiles import default_profile_name, load_profile
+from vidgraph.defs.versions import audio_captions_version
 from vidgraph.models.resources import AudioTaggerResource, ChatModelResource, SpeechRecognizerResource
-from vidgraph.models.vad import MODEL_FILE, silero_version
 from vidgraph.stages.audio_captions import ASSET, AudioModels, build_audio_captions
-
-
-def _code_version() -> str:
-    profile = load_profile(default_profile_name(), resolve=False)
-    asr = profile.asr
-    refs = [f"{asr.backend}:{asr.source or asr.model}@{asr_model_revision(asr.source or asr.model, asr.revision)}",
-            profile.audio_tagger.ref if profile.audio_tagger else "no-tagger", profile.llm.ref,
-            f"silero-vad:{MODEL_FILE}@{silero_version()}"]
-    return audio_captions_code_version(*refs, cfg=AudioConfig())
 
 
 @asset(
@@ -39,7 +28,7 @@ def _code_version() -> str:
     retry_policy=STEP_RETRY,
     group_name="captions",
     deps=[long_takes],
-    code_version=_code_version(),
+    code_version=audio_captions_version(),
     op_tags=GPU_OP_TAGS,
     pool="gpu",  # the tagger and a large Whisper share the GPU with the caption models
     kinds={"pytorch", "parquet"},
@@ -83,6 +72,8 @@ def audio_captions(
             "audio_tagger": MetadataValue.json(audio_tagger.describe()),
             "llm": MetadataValue.json(llm.describe()),
             "preview": md_table(preview),
+            # written after the shard is published (publishing replaces its folder)
+            "timelines": image_file(st, ASSET, shard, "timelines.png", timelines_png(rows)),
             "location": MetadataValue.path(st.uri(ASSET, shard)),
         }
     )
@@ -101,22 +92,20 @@ def one_row_per_long_take(context: AssetCheckExecutionContext, store: DatasetSto
     ids = [r["clip_id"] for r in _rows(st, shard)]
     missing, extra = sorted(set(passing) - set(ids)), sorted(set(ids) - set(passing))
     dup = sorted({c for c in ids if ids.count(c) > 1})
-    return AssetCheckResult(
-        passed=not (missing or extra or dup),
-        metadata={"passing_long_takes": len(passing), "rows": len(ids),
-                  "problems": md_table([{"clip_id": c, "problem": p} for p, cs in
-                                        (("missing", missing), ("not a passing long take", extra), ("duplicate", dup))
-                                        for c in cs])},
-    )
+    problems = [{"clip_id": c, "problem": p} for p, cs in
+                (("a passing long take without an audio_captions row", missing),
+                 ("a row for a clip that is not a passing long take", extra), ("more than one row", dup)) for c in cs]
+    return failing_rows_result(problems, st, shard, ASSET, passing_long_takes=len(passing), rows=len(ids))
 
 
 @asset_check(asset=audio_captions, blocking=True, partitions_def=shards)
 def timeline_tiles_clip(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
     """Timeline segments tile [0, duration_s] without gap or overlap (rows whose sound could not be read excepted)."""
-    rows = _rows(store.get_store(), context.partition_key)
-    failures = [{"clip_id": r["clip_id"], "problem": p} for r in rows
+    st, shard = store.get_store(), context.partition_key
+    rows = _rows(st, shard)
+    failures = [{"clip_id": r["clip_id"], "problem": f"the audio timeline {p}"} for r in rows
                 if not (r["audio_error"] and not r["timeline"]) and (p := timeline_tiles(r["timeline"], r["duration_s"]))]
-    return failing_rows_result(failures, rows=len(rows))
+    return failing_rows_result(failures, st, shard, ASSET, rows=len(rows))
 
 
 @asset_check(asset=audio_captions, partitions_def=shards)
@@ -124,7 +113,8 @@ def transcript_where_speech(
     context: AssetCheckExecutionContext, store: DatasetStoreResource, audio_settings: AudioSettings
 ) -> AssetCheckResult:
     """A transcript where speech is above the threshold; none where the clip is silent or music only (WARN)."""
-    rows = _rows(store.get_store(), context.partition_key)
+    st, shard = store.get_store(), context.partition_key
+    rows = _rows(st, shard)
     lo = audio_settings.min_speech_share_for_transcript
     failures = []
     for r in rows:
@@ -135,16 +125,17 @@ def transcript_where_speech(
         elif r["speech_share"] == 0 and r["transcript"]:
             failures.append({"clip_id": r["clip_id"], "problem": f"possible hallucination on {r['audio_class']}",
                              "transcript": r["transcript"][:80]})
-    res = failing_rows_result(failures, rows=len(rows), min_speech_share=lo)
-    return AssetCheckResult(passed=res.passed, metadata=res.metadata, severity=AssetCheckSeverity.WARN)
+    res = failing_rows_result(failures, st, shard, ASSET, rows=len(rows), min_speech_share=lo)
+    return AssetCheckResult(passed=res.passed, description=res.description, metadata=res.metadata, severity=AssetCheckSeverity.WARN)
 
 
 @asset_check(asset=audio_captions, partitions_def=shards)
 def languages_recorded(context: AssetCheckExecutionContext, store: DatasetStoreResource) -> AssetCheckResult:
     """Every transcript has its language recorded."""
-    rows = _rows(store.get_store(), context.partition_key)
-    failures = [{"clip_id": r["clip_id"], "transcript": r["transcript"][:60]} for r in rows
-                if r["transcript"] and not r["language"]]
+    st, shard = store.get_store(), context.partition_key
+    rows = _rows(st, shard)
+    failures = [{"clip_id": r["clip_id"], "problem": "a transcript without its language", "transcript": r["transcript"][:60]}
+                for r in rows if r["transcript"] and not r["language"]]
     langs = sorted({r["language"] for r in rows if r["language"]})
-    return failing_rows_result(failures, transcripts=sum(bool(r["transcript"]) for r in rows),
+    return failing_rows_result(failures, st, shard, ASSET, transcripts=sum(bool(r["transcript"]) for r in rows),
                                languages=", ".join(langs) or "none")

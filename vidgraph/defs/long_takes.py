@@ -143,10 +143,10 @@ def one_row_per_raw_clip(context: AssetCheckExecutionContext, store: DatasetStor
     shard = context.partition_key
     clips = [r["clip_id"] for r in st.read_table("raw_clips", shard).select(["clip_id"]).to_pylist()]
     rows = Counter(r["clip_id"] for r in st.read_table(ASSET, shard).select(["clip_id"]).to_pylist())
-    failures = [{"clip_id": c, "problem": "no row"} for c in clips if c not in rows]
-    failures += [{"clip_id": c, "problem": f"{n} rows"} for c, n in rows.items() if n > 1]
-    failures += [{"clip_id": c, "problem": "not a raw clip"} for c in rows if c not in set(clips)]
-    return failing_rows_result(failures, st, shard, raw_clips=len(clips), rows=sum(rows.values()))
+    failures = [{"clip_id": c, "problem": "the raw clip has no long_takes row"} for c in clips if c not in rows]
+    failures += [{"clip_id": c, "problem": f"the raw clip has {n} long_takes rows"} for c, n in rows.items() if n > 1]
+    failures += [{"clip_id": c, "problem": "a long_takes row for a clip raw_clips does not have"} for c in rows if c not in set(clips)]
+    return failing_rows_result(failures, st, shard, ASSET, raw_clips=len(clips), rows=sum(rows.values()))
 
 
 @asset_check(asset=long_takes, blocking=True, partitions_def=shards)
@@ -161,11 +161,12 @@ def thresholds_result(st, shard: str, settings: LongTakeSettings) -> AssetCheckR
     config = settings.config()
     rows = [r for r in st.read_table(ASSET, shard).to_pylist() if r["passed"]]
     failures = [
-        {"clip_id": r["clip_id"], "violations": ", ".join(v), "duration_s": r["duration_s"], "dynamic_degree": r["dynamic_degree"]}
+        {"clip_id": r["clip_id"], "problem": f"marked passed, but fails {', '.join(v)} under the current thresholds",
+         "duration_s": r["duration_s"], "dynamic_degree": r["dynamic_degree"]}
         for r in rows
         if (v := failure_reasons(r, config))
     ]
-    return failing_rows_result(failures, st, shard, passing_clips=len(rows))
+    return failing_rows_result(failures, st, shard, ASSET, passing_clips=len(rows))
 
 
 @asset_check(asset=long_takes, partitions_def=shards)
@@ -199,11 +200,12 @@ def sampled_passing_clips_have_no_cut(
         }
         checked.append({"clip_id": r["clip_id"], **found})
         if found["shots"] > 1 or found["inner_cuts"] or found["transitions"]:
-            failures.append({"clip_id": r["clip_id"], **found})
-    return AssetCheckResult(
-        passed=not failures,
-        metadata={"passing_clips": len(passing), "re_measured": md_table(checked), "failures": md_table(failures)},
-    )
+            problem = (f"passed as one long take, but decoded again it has {found['shots']} shots, "
+                       f"cuts at {found['inner_cuts'] or 'none'}, transitions {found['transitions'] or 'none'}")
+            failures.append({"clip_id": r["clip_id"], "problem": problem})
+    res = failing_rows_result(failures, st, shard, ASSET, passing_clips=len(passing))
+    return AssetCheckResult(passed=res.passed, description=res.description,
+                            metadata={**res.metadata, "re_measured": md_table(checked)})
 
 
 @asset_check(asset=long_takes, partitions_def=shards)
@@ -243,4 +245,4 @@ def passing_clip_files_decode(context: AssetCheckExecutionContext, store: Datase
         written = {r["clip_id"] for r in st.read_table(CLIP_FILES, shard).to_pylist() if r["path"]}
     clips = [c for c in st.read_table("raw_clips", shard).to_pylist() if c["clip_id"] in written]
     checked, failures = verify_clip_files(st, shard, clips, only_under=f"{CLIP_FILES}/")
-    return failing_rows_result(failures, clip_files=len(written), clips_decoded=checked)
+    return failing_rows_result(failures, st, shard, "clip_files", clip_files=len(written), clips_decoded=checked)

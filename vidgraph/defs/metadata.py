@@ -23,18 +23,41 @@ def md_table(rows: Sequence[dict], columns: Sequence[str] | None = None, limit: 
     return MetadataValue.md("\n".join(out))
 
 
-def failing_rows_result(failures: list[dict], store=None, shard: str | None = None, **counts) -> AssetCheckResult:
+def failing_rows_result(failures: list[dict], store=None, shard: str | None = None, stage: str | None = None, **counts) -> AssetCheckResult:
     """A check that passes when no row fails; the failing rows are shown in its metadata.
 
     With ``store`` and ``shard``, each failing row that names a video (``video_id``, or a
     ``clip_id`` made from one) also names the landed file (``file``: its landing relpath), so a
-    person can find the video without looking up hashes."""
+    person can find the video without looking up hashes; with ``stage`` too, each such row says
+    the stage and what to do (set the video aside with ``vidgraph quarantine add``), and the
+    check's description says it in words."""
+    description = None
     if failures and store is not None and shard:
-        failures = with_landed_files(failures, store, shard)
+        failures = with_landed_files(failures, store, shard, stage)
+        files = sorted({r["file"] for r in failures if r.get("file")})
+        if stage and files:
+            description = (
+                f"{len(failures)} row(s) of {stage} failed, from {len(files)} video(s): {', '.join(files[:5])}. "
+                f"If the video is at fault, set it aside and re-run the shard: {quarantine_hint(files[0], stage, failures[0])}"
+            )
     return AssetCheckResult(
         passed=not failures,
+        description=description,
         metadata={**counts, "failing_rows": len(failures), "failures": md_table(failures, limit=50)},
     )
+
+
+def _problem_text(row: dict) -> str:
+    for k in ("problem", "reason", "cause", "error"):
+        if row.get(k):
+            return str(row[k])
+    return "failed a check"
+
+
+def quarantine_hint(file: str, stage: str, row: dict) -> str:
+    """The command that sets ``file`` aside with the failing row's cause as its reason."""
+    reason = f"{stage}: {_problem_text(row)}"[:120].replace("'", "")
+    return f"vidgraph quarantine add '{file}' --reason '{reason}'"
 
 
 def _video_of(row: dict) -> str | None:
@@ -44,8 +67,9 @@ def _video_of(row: dict) -> str | None:
     return clip.split("-c")[0] if clip.startswith("v") and "-c" in clip else None  # clip_id_for: <video_id>-cNNNN
 
 
-def with_landed_files(rows: list[dict], store, shard: str) -> list[dict]:
-    """``rows`` with a ``file`` column (the landing relpath from source_videos) after the id columns."""
+def with_landed_files(rows: list[dict], store, shard: str, stage: str | None = None) -> list[dict]:
+    """``rows`` with a ``file`` column (the landing relpath from source_videos) after the id
+    columns; with ``stage``, also ``stage`` and ``to_do`` (the quarantine command) at the end."""
     path = store.table_path("source_videos", shard)
     if not store.exists(path):
         return rows
@@ -57,7 +81,11 @@ def with_landed_files(rows: list[dict], store, shard: str) -> list[dict]:
             out.append(r)
             continue
         ids = {k: v for k, v in r.items() if k in ("clip_id", "video_id")}
-        out.append({**ids, "file": names.get(vid, ""), **{k: v for k, v in r.items() if k not in ids}})
+        row = {**ids, "file": names.get(vid, ""), **{k: v for k, v in r.items() if k not in ids}}
+        if stage and row["file"]:
+            row["stage"] = stage
+            row["to_do"] = quarantine_hint(row["file"], stage, r)
+        out.append(row)
     return out
 
 
@@ -65,7 +93,7 @@ def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     s = str(v) if v is not None else ""
-    return s.replace("|", "\\|").replace("\n", " ")[:80]
+    return s.replace("|", "\\|").replace("\n", " ")[:200]
 
 
 def contact_sheet(images: Sequence[bytes], labels: Sequence[str], thumb_w: int = 160, cols: int = 6) -> bytes | None:
@@ -156,5 +184,38 @@ def bar_chart_png(counts, edges, title: str, marks: dict[str, float] | None = No
     cv2.putText(img, f"{hi:.3g}", (left + plot_w - 30, h - 10), font, 0.35, (0, 0, 0), 1)
     cv2.putText(img, str(peak), (4, top + 8), font, 0.35, (0, 0, 0), 1)
     cv2.putText(img, "0", (4, top + plot_h), font, 0.35, (0, 0, 0), 1)
+    ok, buf = cv2.imencode(".png", img)
+    return buf.tobytes() if ok else None
+
+
+# Timeline colours (BGR) by audio label.
+TIMELINE_COLOURS = {"speech": (60, 140, 230), "music": (200, 120, 40), "speech+music": (170, 60, 170),
+                    "other": (120, 160, 120), "silence": (225, 225, 225)}
+
+
+def timelines_png(rows: Sequence[dict], limit: int = 20, width: int = 560) -> bytes | None:
+    """Each clip's audio timeline as one bar (speech, music, speech+music, other, silence), longest
+    clip full width, with a legend: a PNG written as a file next to the shard (image_file)."""
+    rows = [r for r in rows if r.get("timeline")][:limit]
+    if not rows:
+        return None
+    left, bar, gap, top = 150, 14, 6, 28
+    h = top + len(rows) * (bar + gap) + 8
+    img = np.full((h, width, 3), 255, np.uint8)
+    longest = max(float(r.get("duration_s") or r["timeline"][-1]["end_s"]) for r in rows) or 1.0
+    span = width - left - 10
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    x = 4
+    for label, colour in TIMELINE_COLOURS.items():
+        cv2.rectangle(img, (x, 6), (x + 10, 16), colour, -1)
+        cv2.putText(img, label, (x + 13, 15), font, 0.35, (0, 0, 0), 1)
+        x += 16 + 7 * len(label)
+    for i, r in enumerate(rows):
+        y = top + i * (bar + gap)
+        cv2.putText(img, str(r["clip_id"])[-22:], (4, y + bar - 3), font, 0.33, (0, 0, 0), 1)
+        for seg in r["timeline"]:
+            x0 = left + int(seg["start_s"] / longest * span)
+            x1 = max(x0 + 1, left + int(seg["end_s"] / longest * span))
+            cv2.rectangle(img, (x0, y), (x1, y + bar), TIMELINE_COLOURS.get(seg["label"], (0, 0, 0)), -1)
     ok, buf = cv2.imencode(".png", img)
     return buf.tobytes() if ok else None

@@ -17,7 +17,7 @@ from vidgraph.defs.partitions import STEP_RETRY, shards
 from vidgraph.defs.resources import DatasetStoreResource, IngestSettings
 from vidgraph.defs.versions import source_videos_version
 from vidgraph.landing import apply_after_ingest
-from vidgraph.stages.source_videos import ASSET, build_source_videos
+from vidgraph.stages.source_videos import ASSET, MANUAL, build_source_videos
 from vidgraph.storage.store import DatasetStore
 
 PREVIEW_COLUMNS = ["video_id", "relpath", "video_codec", "width", "height", "duration_s", "avg_fps", "is_vfr", "has_audio"]
@@ -59,8 +59,11 @@ def accounting(st: DatasetStore, shard: str, inputs_asset: str, outputs_asset: s
     """Every input row of the shard is in the output or in the quarantine, exactly once."""
     inputs = st.read_table(inputs_asset, shard).column(key).to_pylist()
     outputs = st.read_table(outputs_asset, shard).column(key).to_pylist() if st.exists(st.table_path(outputs_asset, shard)) else []
-    q_path = st.table_path("quarantine", shard, stage)
-    quarantined = st.read_table("quarantine", shard, stage).column(key).to_pylist() if st.exists(q_path) else []
+    quarantined = []
+    # The stage's own quarantine, and the videos a person set aside (every stage skips those).
+    for name in dict.fromkeys((stage, MANUAL)):
+        if st.exists(st.table_path("quarantine", shard, name)):
+            quarantined += st.read_table("quarantine", shard, name).column(key).to_pylist()
     accounted = list(set(outputs)) + quarantined
     missing = sorted(set(inputs) - set(accounted))
     twice = sorted({k for k in set(outputs) if k in set(quarantined)})

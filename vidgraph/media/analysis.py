@@ -29,7 +29,7 @@ import numpy as np
 
 from vidgraph.media.decode import _PLANAR_YUV8, even_size, iter_video_frames, plane_array, rotate_for_display
 from vidgraph.media.probe import InputPolicy, open_input
-from vidgraph.media.shots import Shot, ShotDetectorConfig, ShotSplitter
+from vidgraph.media.shots import Shot, ShotDetectorConfig, ShotSplitter, time_shots
 
 
 # Farneback on the small gray frames. A 4-level pyramid, a 21-px window and poly_n 7 track
@@ -419,14 +419,8 @@ def analyze_video(
 
         n = len(fr["t_s"])
         shots = splitter.finish(n)
-        # The last frame lasts one nominal frame period (or the median gap on VFR sources).
-        t = np.asarray(fr["t_s"], dtype=np.float64)
-        last_t = float(t[-1]) if n else 0.0
-        last_dur = float(np.median(np.diff(t))) if n > 1 else 1.0 / fps
-        duration = last_t + last_dur
-        for s in shots:
-            s.start_s = float(t[s.start_frame])
-            s.end_s = float(t[s.end_frame]) if s.end_frame < n else duration
+        # A frame lasts until the next one; the last one a nominal frame (shots.time_shots).
+        duration = time_shots(shots, fr["t_s"], fps)
         return VideoAnalysis(
             fps=fps,
             n_frames=n,

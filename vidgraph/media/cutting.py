@@ -60,6 +60,33 @@ class ClipFile:
     copied_frames: int = 0
 
 
+class _TrackEnd:
+    """Muxes a clip's video packets one behind, so that the last one can be given the duration
+    that makes the track last exactly as long as the clip's row: its last frame is shown until
+    the clip's end (shots.frame_end_times), a stall after it included. The MP4 muxer ends the
+    track (its edit list) at the last packet's pts plus its duration; the clip's first frame is
+    at pts 0, and every other packet has no duration of its own (the encoder gives none)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.held: av.Packet | None = None
+
+    def mux(self, packet: av.Packet) -> None:
+        if self.held is not None:
+            self.out.mux(self.held)
+        self.held = packet
+
+    def close(self, clip_s: float) -> None:
+        p, self.held = self.held, None
+        if p is None:
+            return
+        if p.pts is not None and p.time_base:
+            last = int(round(clip_s / p.time_base)) - int(p.pts)
+            if last > 0:
+                p.duration = last
+        self.out.mux(p)
+
+
 # --- audio ---------------------------------------------------------------------------------
 
 # Sample rates the AAC encoder accepts; anything else (192 kHz, odd rates) is resampled.
@@ -280,7 +307,7 @@ def _cut_reencode(source, shots, out_paths, encoding, deadline, decode_timeout_s
                     raise ValueError(f"shot {shot.as_dict()} has no frames in {source}")
                 if audio is not None:
                     writer.add_audio(audio.take(shot.start_s, shot.end_s))
-                results.append(writer.close(n))
+                results.append(writer.close(n, shot.end_s - shot.start_s))
         finally:
             if audio is not None:
                 audio.close()
@@ -302,6 +329,7 @@ class _ClipWriter:
         self.tb = tb
         self.audio = audio
         self.aus = _add_audio_stream(self.out, audio, enc) if audio is not None else None
+        self.track = _TrackEnd(self.out)
 
     def add_video(self, df, clip_start_s: float) -> None:
         frame = df.frame
@@ -314,15 +342,16 @@ class _ClipWriter:
         new.pts = int(round((df.t_s - clip_start_s) / self.tb))
         new.time_base = self.tb
         for p in self.vs.encode(new):
-            self.out.mux(p)
+            self.track.mux(p)
 
     def add_audio(self, samples: np.ndarray) -> None:
         if self.aus is not None:
             _encode_audio(self.out, self.aus, self.audio, samples)
 
-    def close(self, n_frames: int) -> ClipFile:
+    def close(self, n_frames: int, clip_s: float) -> ClipFile:
         for p in self.vs.encode():
-            self.out.mux(p)
+            self.track.mux(p)
+        self.track.close(clip_s)
         if self.aus is not None:
             for p in self.aus.encode():
                 self.out.mux(p)
@@ -521,6 +550,7 @@ class _SmartClipWriter:
         self.frames = 0
         self.copied = 0
         self.need_param_sets = False
+        self.track = _TrackEnd(self.out)
 
     def _mux_encoded(self, packets, offset: int) -> None:
         for p in packets:
@@ -531,7 +561,7 @@ class _SmartClipWriter:
             q.is_keyframe = p.is_keyframe
             q.time_base = self.src.time_base
             q.stream = self.vs
-            self.out.mux(q)
+            self.track.mux(q)
 
     def add_frame(self, frame: av.VideoFrame, index: int, offset: int) -> None:
         if self.segment is None:
@@ -564,12 +594,13 @@ class _SmartClipWriter:
         q.is_keyframe = packet.is_keyframe
         q.time_base = self.src.time_base
         q.stream = self.vs
-        self.out.mux(q)
+        self.track.mux(q)
         self.frames += 1 if packet.size else 0
         self.copied += 1
 
     def close(self, shot: Shot) -> ClipFile:
         self.end_segment()
+        self.track.close(shot.end_s - shot.start_s)
         if self.audio is not None:
             _encode_audio(self.out, self.aus, self.audio, self.audio.take(shot.start_s, shot.end_s))
             for p in self.aus.encode():

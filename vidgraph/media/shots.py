@@ -144,6 +144,71 @@ class ShotSplitter:
         return {"name": self.config.detector, "library": library, **self.config.describe()}
 
 
+# --- when a frame ends: the one definition ------------------------------------------------
+#
+# A frame is shown from its own timestamp until the next frame's (a stall or a dropped frame
+# lengthens the frame before it); the last frame of the stream lasts one nominal frame (the
+# median gap between frames: the frame period of a constant-rate stream, the usual one of a
+# variable-rate stream). A shot [start, end) lasts from its first frame's timestamp to the
+# end of its last frame. The analysis pass times the rows with it, the cutter gives each clip
+# file's last frame that length (so the file's track lasts as long as its row), and the checks
+# compare a file's track duration with the row.
+
+
+def nominal_frame_s(t, fps: float | None = None) -> float:
+    """How long the last frame of a stream lasts: the median gap between frame timestamps,
+    or ``1/fps`` when there is only one frame."""
+    t = np.asarray(t, dtype=np.float64)
+    if t.size > 1:
+        return float(np.median(np.diff(t)))
+    return 1.0 / fps if fps else 0.04
+
+
+def frame_end_times(t, fps: float | None = None) -> np.ndarray:
+    """When each frame stops being shown: the next frame's timestamp; for the last frame, its
+    timestamp plus :func:`nominal_frame_s`."""
+    t = np.asarray(t, dtype=np.float64)
+    if t.size == 0:
+        return t
+    return np.append(t[1:], t[-1] + nominal_frame_s(t, fps))
+
+
+def time_shots(shots: list[Shot], t, fps: float | None = None) -> float:
+    """Set each shot's start_s/end_s from the frame timestamps ``t`` (by the definition above);
+    returns the stream's duration (the end of its last frame)."""
+    t = np.asarray(t, dtype=np.float64)
+    if t.size == 0:
+        return 0.0
+    ends = frame_end_times(t, fps)
+    for s in shots:
+        s.start_s = float(t[s.start_frame])
+        s.end_s = float(ends[s.end_frame - 1])
+    return float(ends[-1])
+
+
+def shot_problems(shots: list[Shot], n_frames: int, min_len: int = 1) -> list[str]:
+    """What is wrong with a video's shots, in words (empty when nothing): they must cover
+    [0, n_frames) in order with no gap or overlap, times increasing, and no shot may be shorter
+    than ``min_len`` frames unless the whole video is."""
+    out: list[str] = []
+    pos, t = 0, None
+    for i, s in enumerate(shots):
+        if s.start_frame != pos:
+            out.append(f"shot {i} starts at frame {s.start_frame}, expected {pos}")
+        if s.end_frame <= s.start_frame:
+            out.append(f"shot {i} is empty or reversed ({s.start_frame}..{s.end_frame})")
+        elif s.n_frames < min_len and n_frames >= min_len:
+            out.append(f"shot {i} has {s.n_frames} frames, fewer than the minimum of {min_len}")
+        if t is not None and abs(s.start_s - t) > 1e-6:
+            out.append(f"shot {i} starts at {s.start_s:.3f}s, the one before ends at {t:.3f}s")
+        if s.end_s <= s.start_s:
+            out.append(f"shot {i} lasts {s.end_s - s.start_s:.3f}s")
+        pos, t = s.end_frame, s.end_s
+    if shots and pos != n_frames:
+        out.append(f"the shots end at frame {pos}, the video has {n_frames} frames")
+    return out
+
+
 def shots_from_cuts(cuts: list[int], n_frames: int, min_len: int = 1) -> list[Shot]:
     """Shots covering [0, n_frames) with no gap or overlap, split at each cut frame.
 

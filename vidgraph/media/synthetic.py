@@ -45,6 +45,11 @@ class SyntheticSpec:
     extra_options: dict = field(default_factory=dict)
     # Real speech mixed into the soundtrack: (start_s, sentence) spoken by eSpeak NG (media/tts.py).
     speech: list[tuple[float, str]] = field(default_factory=list)
+    # A variable-frame-rate capture: rendered frames that are never written (their time passes:
+    # the frame before is shown longer), and stalls, (frame, seconds): the frame is held that
+    # much longer before the next one. Either one writes explicit pts on a 1/90000 time base.
+    drop_frames: tuple[int, ...] = ()
+    stalls: tuple[tuple[int, float], ...] = ()
 
     @property
     def n_frames(self) -> int:
@@ -78,11 +83,37 @@ class SyntheticSpec:
         return out
 
     def frame_times(self) -> list[float]:
+        """Presentation time of every rendered frame (dropped ones included), stalls applied."""
+        held = dict(self.stalls)
         t, out = 0.0, []
         for i in range(self.n_frames):
             out.append(t)
-            t += (1.5 if (self.vfr and i % 2) else 1.0) / self.fps
+            t += (1.5 if (self.vfr and i % 2) else 1.0) / self.fps + held.get(i, 0.0)
         return out
+
+    def written_frames(self) -> list[int]:
+        """Indices (among the rendered frames) of the frames the file holds."""
+        dropped = set(self.drop_frames)
+        return [i for i in range(self.n_frames) if i not in dropped]
+
+    def truth(self) -> dict:
+        """What a decoder must find in the written file, by frame index of the file: timestamps,
+        the frames where scenes start (a dropped first frame moves it to the next one written),
+        and the stream's end (shots.frame_end_times: the last frame lasts one nominal frame)."""
+        from vidgraph.media.shots import frame_end_times
+
+        times = self.frame_times()
+        kept = self.written_frames()
+        t = [times[i] for i in kept]
+        starts = [sum(s.n_frames for s in self.scenes[:k]) for k in range(1, len(self.scenes))]
+        boundaries = [next(j for j, i in enumerate(kept) if i >= b) for b in starts]
+        ends = frame_end_times(t, self.fps)
+        return {"t_s": t, "n_frames": len(t), "boundaries": boundaries, "duration_s": float(ends[-1]),
+                "stalled_frames": [kept.index(i) for i, _ in self.stalls if i in kept]}
+
+    @property
+    def explicit_pts(self) -> bool:
+        return bool(self.drop_frames or self.stalls)
 
 
 def _canvas(seed: int, w: int, h: int) -> np.ndarray:
@@ -192,10 +223,14 @@ def write_video(path: str | Path, spec: SyntheticSpec) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     times = spec.frame_times()
+    dropped = set(spec.drop_frames)
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream(spec.codec, rate=spec.fps)
         vs.width, vs.height, vs.pix_fmt = spec.width, spec.height, spec.pix_fmt
-        tb = Fraction(1, spec.fps * 2) if spec.vfr else Fraction(1, spec.fps)
+        if spec.explicit_pts:
+            tb = Fraction(1, 90000)
+        else:
+            tb = Fraction(1, spec.fps * 2) if spec.vfr else Fraction(1, spec.fps)
         vs.codec_context.time_base = tb
         if spec.codec == "libx264":
             vs.options = {"crf": "18", "preset": "veryfast", **spec.extra_options}
@@ -205,6 +240,8 @@ def write_video(path: str | Path, spec: SyntheticSpec) -> Path:
         if spec.audio:
             aus = out.add_stream("aac", rate=spec.sample_rate, layout="stereo")
         for i, img in enumerate(render_frames(spec)):
+            if i in dropped:
+                continue
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             frame.pts = int(round(times[i] / tb))
             frame.time_base = tb
@@ -219,7 +256,7 @@ def write_video(path: str | Path, spec: SyntheticSpec) -> Path:
 
 def _write_audio(out, aus, spec: SyntheticSpec, times: list[float]) -> None:
     sr = spec.sample_rate
-    total = times[-1] + (1.5 if (spec.vfr and (spec.n_frames - 1) % 2) else 1.0) / spec.fps
+    total = times[-1] + (1.5 if (spec.vfr and (spec.n_frames - 1) % 2) else 1.0) / spec.fps + dict(spec.stalls).get(spec.n_frames - 1, 0.0)
     n = int(round(total * sr))
     t = np.arange(n) / sr
     tone = np.zeros(n, np.float32)

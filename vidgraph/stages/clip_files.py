@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidgraph.media.shots import Shot
-from vidgraph.stages.raw_clips import RawClipsSettings, cut_job, worker_deadline_s
+from vidgraph.stages.raw_clips import RawClipsSettings, clip_file_problem, cut_job, worker_deadline_s
 from vidgraph.storage.schemas import CLIP_FILES_SCHEMA
 from vidgraph.storage.store import DatasetStore
 
@@ -68,6 +68,10 @@ def build_clip_files(
                         os.link(src, out)
                     else:
                         out.write_bytes(store.read_bytes(src))
+                    if clip_file_problem(out, c):  # cut by an older version (say, before a stall counted): again
+                        out.unlink()
+                        todo.append(c)
+                        continue
                     rows.append({**_row(c, shard, encoding), "path": clip_file_path(shard, c["clip_id"]),
                                  "method": old["method"], "copied_frames": old["copied_frames"]})
                 else:
@@ -79,7 +83,14 @@ def build_clip_files(
             try:
                 with store.local_copy(store.path(sources[vid]["media_path"]), suffix=".video") as local:
                     files = run_media_job(local, shots, outs, settings)
-                for c, f in zip(todo, files):
+                for c, f, out in zip(todo, files, outs):
+                    # A file that does not match its row is not published: its clip is read as a span.
+                    if problem := clip_file_problem(out, c):
+                        out.unlink(missing_ok=True)
+                        if log is not None:
+                            log(f"clip file of {c['clip_id']} not kept: {problem}")
+                        rows.append({**_row(c, shard, encoding), "error": problem})
+                        continue
                     rows.append({**_row(c, shard, encoding), "path": clip_file_path(shard, c["clip_id"]),
                                  "method": f.method, "copied_frames": f.copied_frames})
             except Exception as e:  # noqa: BLE001 - those clips are read as spans of the source instead

@@ -29,9 +29,9 @@ from vidgraph.media.cutting import ClipEncoding
 from vidgraph.media.isolate import run_isolated
 from vidgraph.media.jobs import analyze_job, cut_job  # noqa: F401 - run in the media worker; re-exported
 from vidgraph.media.probe import InputPolicy, InputRejected
-from vidgraph.media.shots import ShotDetectorConfig
+from vidgraph.media.shots import ShotDetectorConfig, shot_problems
 from vidgraph.progress import video_done
-from vidgraph.stages.source_videos import StageResult, quarantine_row
+from vidgraph.stages.source_videos import StageResult, quarantine_row, set_aside
 from vidgraph.storage.schemas import QUARANTINE_SCHEMA, RAW_CLIPS_SCHEMA, VIDEO_KEYFRAMES_SCHEMA
 from vidgraph.storage.store import DatasetStore
 
@@ -85,6 +85,32 @@ def signals_from_table(table: pa.Table, drop: tuple[str, ...] = ("video_id",)) -
     return {c: table.column(c).to_numpy() for c in table.column_names if c not in drop}
 
 
+def clip_file_problem(path, row: dict) -> str:
+    """Why the clip file at ``path`` does not match its row, in words ("" when it does): it must
+    decode, hold the row's number of frames, and its video track must last the row's duration
+    (shots.frame_end_times: the last frame is shown until the clip's end, a stall included)
+    within half a frame. Infrastructure faults (S3, disk) are raised, not reported."""
+    from vidgraph.media.decode import iter_video_frames
+    from vidgraph.media.probe import open_input
+    from vidgraph.media.shots import nominal_frame_s
+
+    try:
+        with open_input(path) as container:
+            stream = container.streams.video[0]
+            times = [df.t_s for df in iter_video_frames(container, stream)]
+            track_s = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    except Exception as e:  # noqa: BLE001 - a failure to decode is the finding
+        reraise_if_infrastructure(e)  # an S3 outage is not a broken clip
+        return f"the clip file does not decode: {type(e).__name__}: {e}"
+    if len(times) != row["n_frames"]:
+        return f"the clip file has {len(times)} frames, its row says {row['n_frames']}"
+    if track_s is None:  # a container without a track duration: the last frame lasts a nominal one
+        track_s = times[-1] + nominal_frame_s(times, row["fps"])
+    if abs(track_s - row["duration_s"]) > 0.5 / row["fps"] + 1e-3:
+        return f"the clip file lasts {track_s:.3f}s, its row says {row['duration_s']:.3f}s"
+    return ""
+
+
 def _published_clips(store: DatasetStore, shard: str) -> dict[str, list[dict]]:
     """The shard's current clip rows by video, for reusing unchanged clip files."""
     if not store.exists(store.table_path(ASSET, shard)):
@@ -113,6 +139,12 @@ def _reuse_clip_files(store: DatasetStore, previous: list[dict], shots, encoding
             os.link(src, out)  # same disk: no copy
         else:
             out.write_bytes(store.read_bytes(src))
+    # A file cut before the last frame lasted until the clip's end (a clip ending on a stall)
+    # does not match its row: cut them all again.
+    if any(clip_file_problem(out, r) for r, out in zip(previous, out_paths)):
+        for out in out_paths:
+            out.unlink(missing_ok=True)
+        return False
     return True
 
 
@@ -121,7 +153,8 @@ def build_raw_clips(
 ) -> StageResult:
     """``job`` (the analysis of one video, run in a worker) is replaceable for fault tests;
     ``log`` (a callable) hears about clip files that could not be written."""
-    videos = store.read_table("source_videos", shard).to_pylist()
+    aside = set_aside(store, shard)  # set aside by hand since source_videos ran: skipped
+    videos = [v for v in store.read_table("source_videos", shard).to_pylist() if v["sha256"] not in aside]
     published = _published_clips(store, shard)
     clip_rows: list[dict] = []
     frame_tables: list[pa.Table] = []
@@ -144,6 +177,11 @@ def build_raw_clips(
                         timeout_s=deadline, isolate=settings.isolate,
                     )
                     clip_ids = [clip_id_for(vid, i) for i in range(len(analysis.shots))]
+                    # Rows that break the rules the checks hold (cover the video, no shot under the
+                    # minimum) set this video aside; the shard's other videos carry on.
+                    problems = shot_problems(analysis.shots, analysis.n_frames, settings.detector.effective_min_scene_len)
+                    if problems:
+                        raise InputRejected("its clips cannot be verified: " + "; ".join(problems[:3]))
                     if settings.clip_files == "all":
                         _cut_all(store, local, published.get(vid, []), analysis, clip_ids, staging, encoding, settings, log)
             except InputRejected as e:
@@ -211,7 +249,12 @@ def _cut_all(store, local, previous, analysis, clip_ids, staging, encoding, sett
     try:
         run_isolated(cut_job, local, analysis.shots, out_paths, settings.encoding, settings.policy,
                      timeout_s=worker_deadline_s(settings.policy), isolate=settings.isolate)
+        for cid, shot, out in zip(clip_ids, analysis.shots, out_paths):
+            row = {"n_frames": shot.n_frames, "fps": analysis.fps, "duration_s": round(shot.duration_s, 6)}
+            if problem := clip_file_problem(out, row):
+                raise ValueError(f"{cid}: {problem}")
     except Exception as e:  # noqa: BLE001 - the rows stand; their clips are read as spans
+        reraise_if_infrastructure(e)
         for p in out_paths:
             p.unlink(missing_ok=True)
         if log is not None:

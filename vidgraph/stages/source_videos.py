@@ -41,6 +41,46 @@ def quarantine_row(path: str, reason: str, stage: str, shard: str, sha256: str |
     return {"path": path, "sha256": sha256, "reason": reason, "stage": stage, "shard": shard, "video_id": video_id}
 
 
+# Videos a person set aside (``vidgraph quarantine add``): one table per shard,
+# ``quarantine/<shard>/manual.parquet``, stage "manual". Every stage skips them.
+MANUAL = "manual"
+
+
+def set_aside(store: DatasetStore, shard: str) -> dict[str, dict]:
+    """sha256 -> the manual quarantine row of each video of ``shard`` a person set aside."""
+    if not store.exists(store.table_path("quarantine", shard, MANUAL)):
+        return {}
+    return {r["sha256"]: r for r in store.read_table("quarantine", shard, MANUAL).to_pylist()}
+
+
+def find_landed(store: DatasetStore, ident: str) -> list[dict]:
+    """Ledger rows that ``ident`` names: a landing path (as given or resolved), a relpath inside
+    the landing zone, a sha256 (or a prefix of 12+ hex digits) or a video id."""
+    from vidgraph.storage.catalog import read_all
+
+    ledger = read_all(store, "ingest_ledger")
+    if ledger is None:
+        return []
+    resolved = str(Path(ident).expanduser().resolve()) if ident else ""
+    sha = ident[1:] if re.fullmatch(r"v[0-9a-f]{16}", ident) else ident.lower()
+    out = []
+    for r in ledger.to_pylist():
+        by_sha = len(sha) >= 12 and re.fullmatch(r"[0-9a-f]+", sha) and r["sha256"].startswith(sha)
+        if by_sha or ident in (r["landing_path"], r["relpath"]) or resolved == r["landing_path"]:
+            out.append(r)
+    return out
+
+
+def set_video_aside(store: DatasetStore, entry: dict, reason: str) -> dict:
+    """Add the ledger row ``entry``'s video to its shard's manual quarantine (once: a second
+    call replaces the reason). Returns the quarantine row."""
+    shard = entry["shard"]
+    row = quarantine_row(entry["landing_path"], reason, MANUAL, shard, entry["sha256"], video_id_for(entry["sha256"]))
+    rows = [r for r in set_aside(store, shard).values() if r["sha256"] != entry["sha256"]] + [row]
+    store.write_table("quarantine", shard, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), name=MANUAL)
+    return row
+
+
 def landing_problem(path: Path, landing: Path | None) -> str | None:
     """Why a ledger path may not be read now, or None: it must still be a regular file (not a
     symlink, FIFO or folder swapped in since ingest) whose real path is inside the landing zone."""
@@ -199,8 +239,11 @@ def build_source_videos(
     quarantined: list[dict] = []
     landing = Path(landing_root).resolve() if landing_root and not is_s3(landing_root) else None
     prior: dict[str, dict] | None = None
+    aside = set_aside(store, shard)  # in the manual quarantine: not read at all
     with store.staging_dir() as staging:
         for entry in ledger:
+            if entry["sha256"] in aside:
+                continue
             remote = is_s3(entry["landing_path"])  # an s3:// landing: the object is fetched first
             path = None if remote else ledger_path(entry)  # the name as the file system spells it (may not be UTF-8)
             name = entry["landing_path"].rsplit("/", 1)[-1] if remote else path.name
