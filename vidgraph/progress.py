@@ -67,7 +67,18 @@ def iterate(items: Iterable[T], desc: str, total: int | None = None) -> Iterator
 
 
 class _TqdmSafeHandler(logging.StreamHandler):
-    """Prints through tqdm.write on a terminal, so lines do not tear an open bar."""
+    """Prints through tqdm.write on a terminal, so lines do not tear an open bar.
+
+    The stream is looked up at each emit (``sys.stderr`` now, not when the handler was made): an
+    in-process CLI call under a test runner must not keep writing to a stream closed since."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; the current stderr is always used
+        pass
 
     def emit(self, record):
         if _is_terminal(self.stream):
@@ -86,7 +97,7 @@ def configure_cli_logging(level: int = logging.INFO) -> None:
     logger = logging.getLogger("vidgraph")
     if any(isinstance(h, _TqdmSafeHandler) for h in logger.handlers):
         return
-    handler = _TqdmSafeHandler(sys.stderr)
+    handler = _TqdmSafeHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
