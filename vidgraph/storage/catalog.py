@@ -8,12 +8,14 @@ Opening it costs O(assets) listings, not O(files):
 - schemas come from ``schemas.py`` (``KNOWN_SCHEMAS``), unified with the footers of the few tables
   not yet compacted (older tables that lack a newer column read it as null);
 - a view is registered only when a query names it (table names parsed by DuckDB);
-- each asset has a compacted copy of its tables, ``ROOT/_compacted/<asset>/<generation>/<view>.parquet``
-  with a manifest ``ROOT/_compacted/<asset>/manifest.json`` naming every shard it holds and that
-  shard folder's stamp at compaction time. A view reads the compacted file (less the rows of shards
-  whose stamp changed since: re-runs win over their stale copy) plus the tables of the shards not in
-  it, the *tail*. When the tail exceeds ``VIDGRAPH_COMPACT_AFTER`` shards (default 200), opening the
-  asset compacts it; ``vidgraph stats --compact`` and :func:`compact` do so on demand.
+- each asset has a compacted copy of its tables: segments ``ROOT/_compacted/<asset>/<generation>/<view>.parquet``
+  (rows tagged with their shard in ``__vidgraph_shard``) and a manifest ``ROOT/_compacted/<asset>/manifest.json``
+  naming every shard they hold with that shard folder's stamp at compaction time. A view reads the
+  segments (less the rows of shards whose stamp changed since: a re-run wins over its stale copy)
+  plus the tables of the shards not in them, the *tail*. When the tail exceeds
+  ``VIDGRAPH_COMPACT_AFTER`` shards (default 200), opening the asset compacts it into a new segment
+  (merged into one past ``MAX_SEGMENTS``); ``vidgraph stats --compact`` and :func:`compact_all`
+  compact and merge on demand.
 
 A shard folder's stamp is ``inode:mtime_ns`` locally (a replaced table moves the folder's mtime, a
 re-published shard is a new folder) and, on S3, the ETag of the marker ``ROOT/_changes/<asset>/<shard>``
@@ -104,7 +106,8 @@ SHARD_COLUMN = "__vidgraph_shard"  # in compacted files only: the shard folder a
 COMPACT_AFTER_ENV = "VIDGRAPH_COMPACT_AFTER"
 DEFAULT_COMPACT_AFTER = 200  # tail shards (not yet compacted) above which opening an asset compacts it
 LIST_WORKERS = 16  # bounded pool for listings and footers (S3 round trips)
-KEEP_OLD_GENERATION_S = 600.0  # older generations stay this long for readers still on them
+KEEP_OLD_GENERATION_S = 600.0
+MAX_SEGMENTS = 8  # compacted files per view before they are merged into one  # older generations stay this long for readers still on them
 
 
 def compact_after_default() -> int:
@@ -163,9 +166,14 @@ class AssetState:
     def path(self, store: DatasetStore, shard: str, table: str) -> str:
         return store.path(self.asset, shard, f"{table}.parquet")
 
-    def compacted_file(self, store: DatasetStore, view: str) -> str | None:
-        v = (self.manifest or {}).get("views", {}).get(view)
-        return store.path(COMPACTED_DIR, self.asset, v["file"]) if v else None
+    def segments(self, view: str) -> list[dict]:
+        """The view's compacted segments: {"file": "<generation>/<view>.parquet", "exclude": [shards], "rows": n}."""
+        return (self.manifest or {}).get("views", {}).get(view, {}).get("segments", [])
+
+    def compacted_files(self, store: DatasetStore, view: str) -> list[tuple[str, list[str]]]:
+        """(path, shards whose rows in it are stale) of each compacted segment of ``view``."""
+        return [(store.path(COMPACTED_DIR, self.asset, seg["file"]), sorted(set(seg["exclude"]) | set(self.excluded)))
+                for seg in self.segments(view)]
 
     def tail_tables(self, store: DatasetStore, view: str) -> list[tuple[str, str]]:
         """(shard, path) of the tail's tables of ``view``."""
@@ -194,7 +202,7 @@ def _read_manifest(store: DatasetStore, asset: str) -> dict | None:
     except FileNotFoundError:
         return None
     m = json.loads(data)
-    return m if m.get("format") == 1 else None
+    return m if m.get("format") == 2 else None
 
 
 def asset_state(store: DatasetStore, asset: str, compact_after: int | None = None) -> AssetState:
@@ -283,9 +291,7 @@ class ViewSource:
 def _source(store: DatasetStore, states: list[AssetState], view: str) -> ViewSource:
     src = ViewSource()
     for st in states:
-        f = st.compacted_file(store, view)
-        if f:
-            src.compacted.append((f, st.excluded))
+        src.compacted += st.compacted_files(store, view)
         src.tail += [p for _, p in st.tail_tables(store, view)]
     return src
 
@@ -386,32 +392,43 @@ def _generation_time(name: str) -> float | None:
         return None
 
 
-def compact(store: DatasetStore, asset: str, state: AssetState | None = None) -> AssetState:
-    """Fold the asset's tail (and drop stale rows) into a new generation of compacted files, then
-    replace the manifest in one atomic write. Readers of the previous manifest keep reading its
-    files (kept ``KEEP_OLD_GENERATION_S``); concurrent compactions each write their own generation
-    and the last manifest wins, both being correct. Returns the new state."""
+def compact(store: DatasetStore, asset: str, state: AssetState | None = None, full: bool = False) -> AssetState:
+    """Fold the asset's tail into a new compacted segment per view, then replace the manifest in
+    one atomic write. Rows of shards changed or removed since are excluded from the older segments;
+    when a view has more than ``MAX_SEGMENTS`` segments (or ``full``), they are merged into one and
+    the stale rows dropped. Readers of the previous manifest keep reading its files (kept
+    ``KEEP_OLD_GENERATION_S``); concurrent compactions each write their own generation and the
+    last manifest wins, both being correct. Returns the new state."""
     state = state or _load_state(store, asset)
-    if not any(state.tail.values()) and not state.excluded:
+    tail_shards = {s for s, t in state.tail.items() if t}
+    multi = any(len(state.segments(v)) > 1 for v in state.views())
+    if not tail_shards and not state.excluded and not (full and multi):
         return state
     shards_meta = dict((state.manifest or {}).get("shards", {}))
     for s in state.excluded:
         shards_meta.pop(s, None)
     gen = _generation()
     views_meta = {}
-    keep = sorted(state.compacted)
     with store.staging_dir() as tmp:
         for view in sorted(state.views()):
-            old = state.compacted_file(store, view)
+            old = state.segments(view)
             tails = state.tail_tables(store, view)
-            schema = _view_schema(store, view, [old] if old else [], [p for _, p in tails])
+            merge = bool(old) and (full or len(old) + bool(tails) > MAX_SEGMENTS)
+            segments = [] if merge else [
+                {**seg, "exclude": sorted(set(seg["exclude"]) | set(state.excluded))} for seg in old]
+            if not merge and not tails:
+                views_meta[view] = {"segments": segments}
+                continue
+            old_paths = [store.path(COMPACTED_DIR, asset, seg["file"]) for seg in old] if merge else []
+            schema = _view_schema(store, view, old_paths, [p for _, p in tails])
             with_shard = schema.append(pa.field(SHARD_COLUMN, pa.string()))
             out = tmp / f"{view}.parquet"
             with _BufferedWriter(out, with_shard) as w:
-                if old:
-                    ds = pads.dataset(old, schema=with_shard, format="parquet", filesystem=store.fs)
-                    keep_f = pc.field(SHARD_COLUMN).isin(pa.array(keep, pa.string()))
-                    for batch in ds.to_batches(filter=keep_f, batch_size=65536):
+                for seg, path in zip(old if merge else [], old_paths):
+                    keep = sorted(state.compacted - set(seg["exclude"]))
+                    ds = pads.dataset(path, schema=with_shard, format="parquet", filesystem=store.fs)
+                    for batch in ds.to_batches(filter=pc.field(SHARD_COLUMN).isin(pa.array(keep, pa.string())),
+                                               batch_size=65536):
                         w.add(pa.Table.from_batches([batch], schema=with_shard))
                 # Tail tables, a few at a time (bounded memory), each tagged with its shard.
                 for i in range(0, len(tails), 64):
@@ -419,21 +436,24 @@ def compact(store: DatasetStore, asset: str, state: AssetState | None = None) ->
                     tables = _pool_map(lambda sp: pq.read_table(sp[1], filesystem=store.fs), chunk)
                     for (shard, _), t in zip(chunk, tables):
                         w.add(conform(t, schema).append_column(SHARD_COLUMN, pa.array([shard] * t.num_rows, pa.string())))
-            rows = w.rows
             store.move_file(out, store.path(COMPACTED_DIR, asset, gen, f"{view}.parquet"))
-            views_meta[view] = {"file": f"{gen}/{view}.parquet", "rows": rows}
-    for s, tables in state.tail.items():
-        if tables:  # a folder without tables (a publish under way on S3) stays in the tail
-            shards_meta[s] = {"stamp": state.stamps.get(s, ""), "tables": tables}
-    manifest = {"format": 1, "asset": asset, "generation": gen,
+            segments.append({"file": f"{gen}/{view}.parquet", "exclude": [], "rows": w.rows})
+            views_meta[view] = {"segments": segments}
+    for s in tail_shards:  # a folder without tables (a publish under way on S3) stays in the tail
+        shards_meta[s] = {"stamp": state.stamps.get(s, ""), "tables": state.tail[s]}
+    previous = state.manifest or {}
+    manifest = {"format": 2, "asset": asset, "generation": gen,
                 "compacted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "previous": (state.manifest or {}).get("generation"),
-                "shards": shards_meta, "views": views_meta}
+                "keep": sorted(_referenced(previous)), "shards": shards_meta, "views": views_meta}
     store.write_bytes(store.path(COMPACTED_DIR, asset, MANIFEST), json.dumps(manifest, separators=(",", ":")).encode())
-    _drop_old_generations(store, asset, {gen, manifest["previous"]})
-    compacted = set(shards_meta)
+    _drop_old_generations(store, asset, _referenced(manifest) | set(manifest["keep"]))
     tail = {s: t for s, t in state.tail.items() if not t}
-    return AssetState(asset, manifest, compacted, [], tail, state.stamps)
+    return AssetState(asset, manifest, set(shards_meta), [], tail, state.stamps)
+
+
+def _referenced(manifest: dict) -> set[str]:
+    """Generations whose files ``manifest`` reads."""
+    return {seg["file"].split("/", 1)[0] for v in manifest.get("views", {}).values() for seg in v.get("segments", [])}
 
 
 def _drop_old_generations(store: DatasetStore, asset: str, keep: set) -> None:
@@ -444,12 +464,12 @@ def _drop_old_generations(store: DatasetStore, asset: str, keep: set) -> None:
             store.delete_tree(store.path(COMPACTED_DIR, asset, e.name))
 
 
-def compact_all(store: DatasetStore, assets: list[str] | None = None) -> dict[str, dict]:
-    """Compact every asset folder (or ``assets``) now, whatever its tail. Returns per asset the
-    generation and the number of shards compacted."""
+def compact_all(store: DatasetStore, assets: list[str] | None = None, full: bool = True) -> dict[str, dict]:
+    """Compact every asset folder (or ``assets``) now, whatever its tail (``full``: merge each
+    view's segments into one). Returns per asset the generation and the shards compacted."""
     out = {}
     for asset in assets or asset_dirs(store):
-        st = compact(store, asset)
+        st = compact(store, asset, full=full)
         out[asset] = {"generation": (st.manifest or {}).get("generation"), "shards": len(st.compacted),
                       "tail": sum(1 for t in st.tail.values() if t)}
     return out
