@@ -284,8 +284,9 @@ def _ledger_paths(store: DatasetStore, candidates: list[Candidate] | None = None
 
 
 def ledger_shards(store: DatasetStore) -> list[str]:
-    """Shards of the ledger: one listing of ``ROOT/ingest_ledger/`` (and the compacted manifest)."""
-    return sorted(asset_state(store, "ingest_ledger").all_shards())
+    """Shards of the ledger: one listing of ``ROOT/ingest_ledger/`` (names only) and the compacted
+    manifest; only shards not yet compacted are listed one by one."""
+    return sorted(asset_state(store, "ingest_ledger", stamps=False).all_shards())
 
 
 def incomplete_shards(store: DatasetStore, assets: list[str]) -> list[str]:
@@ -298,7 +299,7 @@ def incomplete_shards(store: DatasetStore, assets: list[str]) -> list[str]:
     shards = set(ledger_shards(store))
     out: set[str] = set()
     for asset in assets:
-        out |= shards - asset_state(store, asset).shards_with(asset)
+        out |= shards - asset_state(store, asset, stamps=False).shards_with(asset)
     return sorted(out)
 
 

@@ -134,10 +134,11 @@ def asset_dirs(store: DatasetStore) -> list[str]:
     return sorted(e.name for e in store.list_dir(store.base) if e.is_dir and not e.name.startswith((".", "_")))
 
 
-def shard_stamps(store: DatasetStore, asset: str) -> dict[str, str]:
-    """Shard folder -> stamp, from one listing of ``ROOT/<asset>/`` (and, on S3, one of its change markers)."""
-    if store.is_local:
-        return {e.name: e.stamp for e in store.list_dir(store.path(asset), stamps=True)
+def shard_stamps(store: DatasetStore, asset: str, stamps: bool = True) -> dict[str, str]:
+    """Shard folder -> stamp, from one listing of ``ROOT/<asset>/`` (and, on S3, one of its change
+    markers); without ``stamps``, the names only (every stamp "")."""
+    if store.is_local or not stamps:
+        return {e.name: e.stamp for e in store.list_dir(store.path(asset), stamps=stamps)
                 if e.is_dir and not e.name.startswith(".")}
     shards, marks = _pool_map(
         lambda p: store.list_dir(p), [store.path(asset), store.path(CHANGES_DIR, asset)]
@@ -205,25 +206,33 @@ def _read_manifest(store: DatasetStore, asset: str) -> dict | None:
     return m if m.get("format") == 2 else None
 
 
-def asset_state(store: DatasetStore, asset: str, compact_after: int | None = None) -> AssetState:
+def asset_state(store: DatasetStore, asset: str, compact_after: int | None = None, stamps: bool = True) -> AssetState:
     """The asset's manifest, stamps and tail; compacts first when the tail exceeds ``compact_after``
-    shards (default ``VIDGRAPH_COMPACT_AFTER``; 0: never)."""
-    state = _load_state(store, asset)
+    shards (default ``VIDGRAPH_COMPACT_AFTER``; 0: never).
+
+    ``stamps=False`` answers "which shards have which tables" from the folder names alone (no
+    ``stat`` per shard, no marker listing on S3): a compacted shard whose folder still exists is
+    taken to have the tables it had. Its rows are not to be read (``excluded`` stays empty)."""
+    state = _load_state(store, asset, stamps)
     limit = compact_after_default() if compact_after is None else compact_after
     if limit > 0 and sum(1 for t in state.tail.values() if t) > limit:
         try:
-            state = compact(store, asset, state)
-        except OSError as e:  # a read-only root, a transient error: read uncompacted this time
-            print(f"vidgraph: could not compact {asset}: {e}", file=sys.stderr)
+            state = compact(store, asset, state if stamps else None)
+        except Exception as e:  # noqa: BLE001 - a read-only root, a transient error: read uncompacted this time
+            print(f"vidgraph: could not compact {asset} ({type(e).__name__}: {e}); reading its tables one by one",
+                  file=sys.stderr)
     return state
 
 
-def _load_state(store: DatasetStore, asset: str) -> AssetState:
+def _load_state(store: DatasetStore, asset: str, with_stamps: bool = True) -> AssetState:
     manifest = _read_manifest(store, asset)
-    stamps = shard_stamps(store, asset)
+    stamps = shard_stamps(store, asset, with_stamps)
     known = (manifest or {}).get("shards", {})
-    compacted = {s for s, e in known.items() if stamps.get(s) == e["stamp"]}
-    excluded = sorted(set(known) - compacted)
+    if with_stamps:
+        compacted = {s for s, e in known.items() if stamps.get(s) == e["stamp"]}
+        excluded = sorted(set(known) - compacted)
+    else:
+        compacted, excluded = {s for s in known if s in stamps}, []
     todo = sorted(set(stamps) - compacted)
     listed = _pool_map(lambda s: _shard_tables(store, asset, s), todo)
     tail = dict(zip(todo, listed))
@@ -339,7 +348,7 @@ def read_all(store: DatasetStore, asset: str, name: str | None = None, columns: 
 
 def table_paths(store: DatasetStore, asset: str, table: str) -> list[str]:
     """Paths of ``ROOT/<asset>/<shard>/<table>.parquet`` for every shard that has one."""
-    state = asset_state(store, asset, 0)
+    state = asset_state(store, asset, 0, stamps=False)
     return sorted(state.path(store, s, table) for s in state.shards_with(table))
 
 
