@@ -268,7 +268,7 @@ class DatasetStore:
 
     def delete_tree(self, path: str) -> None:
         rel = path[len(self.base) + 1:].split("/") if path.startswith(self.base + "/") else []
-        if len(rel) >= 2 and not self.is_local:
+        if len(rel) >= 2 and not self.is_local and not rel[0].startswith("_"):
             self.mark_changed(rel[0], rel[1])
         if self.is_local:
             shutil.rmtree(path, ignore_errors=True)
