@@ -296,10 +296,14 @@ def incomplete_shards(store: DatasetStore, assets: list[str]) -> list[str]:
 
     One listing per asset (its compacted manifest says which shards have the table; only shards
     not compacted are listed one by one), then set differences."""
+    from vidgraph.storage.catalog import _pool_map
+
     shards = set(ledger_shards(store))
+    have = (_pool_map if not store.is_local else lambda f, xs: [f(x) for x in xs])(  # S3: in parallel
+        lambda a: asset_state(store, a, stamps=False).shards_with(a), list(assets))
     out: set[str] = set()
-    for asset in assets:
-        out |= shards - asset_state(store, asset, stamps=False).shards_with(asset)
+    for done in have:
+        out |= shards - done
     return sorted(out)
 
 

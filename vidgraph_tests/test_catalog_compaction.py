@@ -82,6 +82,8 @@ def build_root(root: Path, n: int = 6) -> DatasetStore:
         write_ledger(store, s)
         publish_clips(store, s, 2 + i % 3, old_schema=(i == 0))
         write_quarantine(store, s, "raw_clips", [f"bad {i}"] if i % 2 else [])
+        if i == 4:
+            write_quarantine(store, s, "source_videos", ["unreadable"])
         if i < n - 1:  # the last shard never got source_videos: it is incomplete
             store.write_table("source_videos", s, pa.Table.from_pylist(
                 [{"video_id": f"{s}-v", "shard": s, "sha256": f"{s}-h0"}], schema=SOURCE_VIDEOS_SCHEMA))
@@ -144,6 +146,10 @@ def test_compacted_answers_equal_per_shard_answers_with_a_rerun_shard(tmp_path):
     assert set(manifest["views"]) == {"raw_clips", "frame_signals"} and len(manifest["shards"]) == 6
     (seg,) = manifest["views"]["raw_clips"]["segments"]
     assert (root / COMPACTED_DIR / "raw_clips" / seg["file"]).is_file() and seg["rows"] == 2 + 3 + 4 + 2 + 3 + 4
+    # which shard has which table, from the manifest alone
+    quarantine = asset_state(store, "quarantine", 0, stamps=False)
+    assert not quarantine.tail and quarantine.shards_with("source_videos") == {_shard(4)}
+    assert quarantine.shards_with("raw_clips") == {_shard(i) for i in range(6)} and not quarantine.shards_with("x")
     _same_answers(store, root)
 
     # After compaction: shard 2 re-run with other rows, shard 3 removed, shard 6 new, and the

@@ -102,6 +102,7 @@ SIDE_TABLES = {
 
 COMPACTED_DIR = "_compacted"
 MANIFEST = "manifest.json"
+FORMAT = 3  # manifest format: a reader ignores (and a compaction replaces) any other
 SHARD_COLUMN = "__vidgraph_shard"  # in compacted files only: the shard folder a row came from
 COMPACT_AFTER_ENV = "VIDGRAPH_COMPACT_AFTER"
 DEFAULT_COMPACT_AFTER = 200  # tail shards (not yet compacted) above which opening an asset compacts it
@@ -137,8 +138,10 @@ def asset_dirs(store: DatasetStore) -> list[str]:
 def shard_stamps(store: DatasetStore, asset: str, stamps: bool = True) -> dict[str, str]:
     """Shard folder -> stamp, from one listing of ``ROOT/<asset>/`` (and, on S3, one of its change
     markers); without ``stamps``, the names only (every stamp "")."""
-    if store.is_local or not stamps:
-        return {e.name: e.stamp for e in store.list_dir(store.path(asset), stamps=stamps)
+    if not stamps:
+        return {name: "" for name in store.list_subdirs(store.path(asset)) if not name.startswith(".")}
+    if store.is_local:
+        return {e.name: e.stamp for e in store.list_dir(store.path(asset), stamps=True)
                 if e.is_dir and not e.name.startswith(".")}
     shards, marks = _pool_map(
         lambda p: store.list_dir(p), [store.path(asset), store.path(CHANGES_DIR, asset)]
@@ -188,8 +191,13 @@ class AssetState:
 
     def shards_with(self, table: str) -> set[str]:
         """Shards that have ``ROOT/<asset>/<shard>/<table>.parquet``."""
-        shards = (self.manifest or {}).get("shards", {})
-        out = {s for s in self.compacted if table in shards[s]["tables"]}
+        index = (self.manifest or {}).get("tables", {}).get(table)
+        if index is None:
+            out = set()
+        elif "with" in index:
+            out = self.compacted.intersection(index["with"])
+        else:
+            out = self.compacted.difference(index["without"])
         return out | {s for s, tables in self.tail.items() if table in tables}
 
     def all_shards(self) -> set[str]:
@@ -197,13 +205,33 @@ class AssetState:
         return set(self.compacted) | {s for s, t in self.tail.items() if t}
 
 
+_MANIFESTS: dict[str, tuple[tuple, dict]] = {}  # local path -> (stat key, parsed manifest): a process reuses it
+
+
 def _read_manifest(store: DatasetStore, asset: str) -> dict | None:
+    path = store.path(COMPACTED_DIR, asset, MANIFEST)
+    key = None
+    if store.is_local:  # a manifest is replaced by a rename: inode, mtime and size tell a new one
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = _MANIFESTS.get(path)
+        if hit and hit[0] == key:
+            return hit[1]
     try:
-        data = store.read_bytes(store.path(COMPACTED_DIR, asset, MANIFEST))
+        data = store.read_bytes(path)
     except FileNotFoundError:
         return None
     m = json.loads(data)
-    return m if m.get("format") == 2 else None
+    if m.get("format") != FORMAT:
+        return None
+    if key is not None:
+        if len(_MANIFESTS) > 64:
+            _MANIFESTS.clear()
+        _MANIFESTS[path] = (key, m)
+    return m
 
 
 def asset_state(store: DatasetStore, asset: str, compact_after: int | None = None, stamps: bool = True) -> AssetState:
@@ -229,7 +257,7 @@ def _load_state(store: DatasetStore, asset: str, with_stamps: bool = True) -> As
     stamps = shard_stamps(store, asset, with_stamps)
     known = (manifest or {}).get("shards", {})
     if with_stamps:
-        compacted = {s for s, e in known.items() if stamps.get(s) == e["stamp"]}
+        compacted = {s for s, stamp in known.items() if stamps.get(s) == stamp}
         excluded = sorted(set(known) - compacted)
     else:
         compacted, excluded = {s for s in known if s in stamps}, []
@@ -449,11 +477,24 @@ def compact(store: DatasetStore, asset: str, state: AssetState | None = None, fu
             segments.append({"file": f"{gen}/{view}.parquet", "exclude": [], "rows": w.rows})
             views_meta[view] = {"segments": segments}
     for s in tail_shards:  # a folder without tables (a publish under way on S3) stays in the tail
-        shards_meta[s] = {"stamp": state.stamps.get(s, ""), "tables": state.tail[s]}
+        shards_meta[s] = state.stamps.get(s, "")
+    # Which compacted shard has which table: per table, the shorter of the lists of shards with
+    # it and without it (most shards have every table of their asset).
+    having: dict[str, set[str]] = defaultdict(set)
+    for table in (state.manifest or {}).get("tables", {}):
+        having[table] = state.shards_with(table) - set(state.tail)
+    for s in tail_shards:
+        for table in state.tail[s]:
+            having[table].add(s)
+    tables_meta = {}
+    for table, with_it in sorted(having.items()):
+        without = set(shards_meta) - with_it
+        tables_meta[table] = {"with": sorted(with_it)} if len(with_it) < len(without) else {"without": sorted(without)}
     previous = state.manifest or {}
-    manifest = {"format": 2, "asset": asset, "generation": gen,
+    manifest = {"format": FORMAT, "asset": asset, "generation": gen,
                 "compacted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "keep": sorted(_referenced(previous)), "shards": shards_meta, "views": views_meta}
+                "keep": sorted(_referenced(previous)), "shards": shards_meta, "tables": tables_meta,
+                "views": views_meta}
     store.write_bytes(store.path(COMPACTED_DIR, asset, MANIFEST), json.dumps(manifest, separators=(",", ":")).encode())
     _drop_old_generations(store, asset, _referenced(manifest) | set(manifest["keep"]))
     tail = {s: t for s, t in state.tail.items() if not t}

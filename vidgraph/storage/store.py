@@ -228,6 +228,16 @@ class DatasetStore:
 
         return table_paths(self, asset, name or asset)
 
+    def list_subdirs(self, path: str) -> list[str]:
+        """Names of the folders directly under ``path`` (one listing, no ``stat``)."""
+        if not self.is_local:
+            return [e.name for e in self.list_dir(path) if e.is_dir]
+        try:
+            with os.scandir(path) as it:
+                return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     def list_dir(self, path: str, stamps: bool = False) -> list[Entry]:
         """The entries directly under ``path`` (no recursion): locally one ``scandir`` (plus a
         ``stat`` per entry when ``stamps``), on S3 one paginated ListObjectsV2 with delimiter '/'
