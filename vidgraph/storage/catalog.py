@@ -527,11 +527,12 @@ def compact_all(store: DatasetStore, assets: list[str] | None = None, full: bool
 
 # -- the catalog ---------------------------------------------------------------------------------
 
-def table_names(sql: str) -> set[str] | None:
+def table_names(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> set[str] | None:
     """Names of the tables ``sql`` reads, parsed by DuckDB; None when it cannot tell."""
-    con = duckdb.connect(":memory:")
+    own = con is None
+    con = duckdb.connect(":memory:") if own else con
     try:
-        raw = con.execute("select json_serialize_sql(?)", [sql]).fetchone()[0]
+        raw = con.execute("select json_serialize_sql(?)", [sql]).fetchall()[0][0]
         tree = json.loads(raw)
         if not tree.get("error"):
             out: set[str] = set()
@@ -556,7 +557,8 @@ def table_names(sql: str) -> set[str] | None:
     except duckdb.Error:
         return None
     finally:
-        con.close()
+        if own:
+            con.close()
 
 
 class Catalog:
@@ -669,7 +671,7 @@ class Catalog:
         return self._execute(sql).df()
 
     def _execute(self, sql: str):
-        names = table_names(sql)
+        names = table_names(sql, self.con)
         if names is None:
             self._register_all()
         else:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -39,8 +40,7 @@ _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")
 CHANGES_DIR = "_changes"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One entry of a non-recursive listing. ``stamp`` changes whenever the entry changes:
     locally ``inode:mtime_ns`` (a folder's mtime moves when a file in it is replaced, and a
     published shard folder is a new inode); on S3 a file's ETag; "" when not asked or unknown."""
