@@ -33,10 +33,8 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from vidgraph.storage.schemas import (
@@ -335,6 +333,8 @@ def _source(store: DatasetStore, states: list[AssetState], view: str) -> ViewSou
 
 def _datasets(store: DatasetStore, view: str, src: ViewSource):
     """(schema, [(compacted dataset, excluded shards)], tail dataset or None)."""
+    import pyarrow.dataset as pads
+
     schema = _view_schema(store, view, [f for f, _ in src.compacted], src.tail)
     with_shard = schema.append(pa.field(SHARD_COLUMN, pa.string()))
     comp = [(pads.dataset(f, schema=with_shard, format="parquet", filesystem=store.fs), ex) for f, ex in src.compacted]
@@ -350,6 +350,8 @@ def read_all(store: DatasetStore, asset: str, name: str | None = None, columns: 
              filter=None, compact_after: int | None = None) -> pa.Table | None:
     """Every shard's table of ``asset`` (or of every table under it, for union views): the compacted
     rows plus the tail. ``columns`` and ``filter`` (a pyarrow expression) limit what is read."""
+    import pyarrow.dataset as pads
+
     if asset in UNION_VIEWS and name is not None:  # one file name inside a union view: rare, per file
         paths = [store.path(asset, s, f"{name}.parquet") for s in sorted(asset_state(store, asset, 0).shards_with(name))]
         if not paths:
@@ -436,6 +438,8 @@ def compact(store: DatasetStore, asset: str, state: AssetState | None = None, fu
     the stale rows dropped. Readers of the previous manifest keep reading its files (kept
     ``KEEP_OLD_GENERATION_S``); concurrent compactions each write their own generation and the
     last manifest wins, both being correct. Returns the new state."""
+    import pyarrow.dataset as pads
+
     state = state or _load_state(store, asset)
     tail_shards = {s for s, t in state.tail.items() if t}
     multi = any(len(state.segments(v)) > 1 for v in state.views())
@@ -527,8 +531,10 @@ def compact_all(store: DatasetStore, assets: list[str] | None = None, full: bool
 
 # -- the catalog ---------------------------------------------------------------------------------
 
-def table_names(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> set[str] | None:
-    """Names of the tables ``sql`` reads, parsed by DuckDB; None when it cannot tell."""
+def table_names(sql: str, con=None) -> set[str] | None:
+    """Names of the tables ``sql`` reads, parsed by DuckDB (on ``con`` when given); None when it cannot tell."""
+    import duckdb
+
     own = con is None
     con = duckdb.connect(":memory:") if own else con
     try:
@@ -570,6 +576,8 @@ class Catalog:
     def __init__(self, store: DatasetStore, compact_after: int | None = None):
         self.store = store
         self.compact_after = compact_after
+        import duckdb  # here, not at import: `vidgraph lineage` lists tables without DuckDB
+
         self.con = duckdb.connect(":memory:")
         self._dirs: list[str] | None = None
         self._states: dict[str, AssetState] = {}
