@@ -260,7 +260,9 @@ def _run(args, defs, stop, reinstall) -> int:
         print(json.dumps(summary, indent=2))
         print("vidgraph: stopped by SIGTERM; the next run resumes what was not finished", file=sys.stderr)
         return 143
-    summary["totals"] = _totals(store)
+    # What this run did: rows per view over the shards it ran (their own tables); totals over
+    # the whole dataset are `vidgraph stats`.
+    summary["rows"] = _totals(store, list(summary["shards"]))
     print(json.dumps(summary, indent=2))
     return 0 if ok else 1
 
@@ -291,15 +293,63 @@ def _planned_checks(instance, run_id: str) -> set[str]:
     return {f"{e.dagster_event.event_specific_data.asset_key.to_user_string()}:{e.dagster_event.event_specific_data.check_name}" for e in logs}
 
 
-def _totals(store) -> dict:
-    from vidgraph.storage.catalog import Catalog
+def _totals(store, shards: list[str]) -> dict:
+    """Rows per view over ``shards`` only, from the footers of their own tables
+    (``ROOT/<asset>/<shard>/*.parquet``): one listing per asset folder and shard."""
+    import pyarrow.parquet as pq
 
+    from vidgraph.storage.catalog import _pool_map, asset_dirs, view_of
+
+    def count(job):
+        asset, shard = job
+        found = {}
+        for e in store.list_dir(store.path(asset, shard)):
+            if not e.is_dir and e.name.endswith(".parquet"):
+                path = store.path(asset, shard, e.name)
+                found[view_of(asset, e.name[: -len(".parquet")])] = pq.read_metadata(path, filesystem=store.fs).num_rows
+        return found
+
+    out: dict[str, int] = {}
+    jobs = [(a, s) for a in asset_dirs(store) for s in shards] if shards else []
+    for found in _pool_map(count, jobs):
+        for view, n in found.items():
+            out[view] = out.get(view, 0) + n
+    return dict(sorted(out.items()))
+
+
+def cmd_stats(args) -> int:
+    from vidgraph.storage.catalog import Catalog, compact_all
+    from vidgraph.storage.store import DatasetStore
+
+    store = DatasetStore(_root(args))
+    compacted = compact_all(store) if args.compact else None
     cat = Catalog(store)
-    out = {}
-    for view in sorted(cat.views):
-        out[view] = cat.query(f'select count(*) as n from "{view}"')[0]["n"]
-    cat.close()
-    return out
+    try:
+        views = cat.views
+        rows = {v: cat.query(f'select count(*) as n from "{v}"')[0]["n"] for v in views}
+        quarantine = {r["stage"]: r["n"] for r in cat.query(
+            "select coalesce(stage, '') as stage, count(*) as n from quarantine group by 1 order by 1")}
+        shards = len(cat._states["ingest_ledger"].all_shards()) if "ingest_ledger" in cat._states else 0
+        catalog = {}
+        for asset, st in sorted(cat._states.items()):
+            catalog[asset] = {"compacted_shards": len(st.compacted), "tail_shards": sum(1 for t in st.tail.values() if t),
+                              "generation": (st.manifest or {}).get("generation")}
+    finally:
+        cat.close()
+    out = {"root": store.root_uri, "shards": shards, "rows": rows, "quarantine": quarantine, "catalog": catalog}
+    if compacted is not None:
+        out["compacted"] = compacted
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"root: {out['root']}\nshards: {shards}")
+        _print_table([{"view": v, "rows": n} for v, n in rows.items()])
+        if quarantine:
+            print()
+            _print_table([{"quarantine stage": k, "rows": n} for k, n in quarantine.items()])
+        print()
+        _print_table([{"asset": a, **c} for a, c in catalog.items()])
+    return 0
 
 
 def _run_summary(run) -> dict:
@@ -619,6 +669,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("sql")
     s.add_argument("--json", action="store_true", help="print rows as a JSON list of objects")
     s.set_defaults(func=cmd_query)
+
+    s = with_root(sub.add_parser("stats", help="rows per view, shards and quarantine over the whole dataset"))
+    s.add_argument("--compact", action="store_true", help="compact every asset's tables first (see README: compaction)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_stats)
 
     s = with_root(sub.add_parser("lineage", help="the chain from a landed file to a clip's merged record"))
     s.add_argument("id", help="a clip id, a video id, or a landed file's path")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from vidgraph.landing import (
     DEFAULT_MAX_KEYS,
@@ -28,7 +29,7 @@ from vidgraph.landing import (
     local_key,
     save_cursor,
 )
-from vidgraph.storage.catalog import read_all
+from vidgraph.storage.catalog import asset_state, read_all
 from vidgraph.storage.schemas import LEDGER_SCHEMA, QUARANTINE_SCHEMA
 from vidgraph.storage.store import DatasetStore
 
@@ -515,20 +516,38 @@ class IngestResult:
 
 
 def ingested_hashes(store: DatasetStore) -> set[str]:
-    ledger = read_all(store, "ingest_ledger")
+    """Every sha256 in the ledger: one column of the compacted ledger plus its tail."""
+    ledger = read_all(store, "ingest_ledger", columns=["sha256"])
     return set(ledger.column("sha256").to_pylist()) if ledger is not None else set()
 
 
-def _ledger_paths(store: DatasetStore) -> tuple[dict[str, tuple[set[str], str]], dict[str, str]]:
+_LEDGER_PATH_COLUMNS = ("sha256", "landing_path", "relpath", "ingested_at", "landing_path_bytes")
+
+
+def _ledger_paths(store: DatasetStore, candidates: list[Candidate] | None = None
+                  ) -> tuple[dict[str, tuple[set[str], str]], dict[str, str]]:
     """(sha256 -> (every landing path recorded for it, the relpath of its first ledger row),
-    landing path -> the sha256 last ingested from it)."""
-    ledger = read_all(store, "ingest_ledger")
+    landing path -> the sha256 last ingested from it).
+
+    With ``candidates``, only the ledger rows that share a hash or a landing path with one of them
+    are read into Python (the answers for those candidates are the same): O(new files)."""
+    filt = None
+    if candidates is not None:
+        if not candidates:
+            return {}, {}
+        hashes = pa.array(sorted({c.sha256 for c in candidates}), pa.string())
+        paths = pa.array(sorted({display_path(c.location) for c in candidates}), pa.string())
+        filt = pc.field("sha256").isin(hashes) | pc.field("landing_path").isin(paths)
+    ledger = read_all(store, "ingest_ledger", columns=list(_LEDGER_PATH_COLUMNS), filter=filt)
     out: dict[str, tuple[set[str], str]] = {}
     by_path: dict[str, str] = {}
-    if ledger is None:
+    if ledger is None or not ledger.num_rows:
         return out, by_path
-    cols = [c for c in ("sha256", "landing_path", "relpath", "ingested_at", "landing_path_bytes") if c in ledger.column_names]
-    for row in sorted(ledger.select(cols).to_pylist(), key=lambda r: (r["ingested_at"] or "", r["relpath"] or "")):
+    order = pc.sort_indices(
+        pa.table({"a": pc.fill_null(ledger.column("ingested_at"), ""), "b": pc.fill_null(ledger.column("relpath"), "")}),
+        sort_keys=[("a", "ascending"), ("b", "ascending")],
+    )
+    for row in ledger.take(order).to_pylist():
         paths, first = out.setdefault(row["sha256"], (set(), row["relpath"]))
         path = str(ledger_path(row))
         paths.add(path)
@@ -537,19 +556,27 @@ def _ledger_paths(store: DatasetStore) -> tuple[dict[str, tuple[set[str], str]],
 
 
 def ledger_shards(store: DatasetStore) -> list[str]:
-    ledger = read_all(store, "ingest_ledger")
-    return sorted(set(ledger.column("shard").to_pylist())) if ledger is not None else []
+    """Shards of the ledger: one listing of ``ROOT/ingest_ledger/`` (names only) and the compacted
+    manifest; only shards not yet compacted are listed one by one."""
+    return sorted(asset_state(store, "ingest_ledger", stamps=False).all_shards())
 
 
 def incomplete_shards(store: DatasetStore, assets: list[str]) -> list[str]:
     """Shards of the ledger that lack the table of one of ``assets``: ingested, but a run was
     killed or failed before every asset was published (a published table is the commit marker
-    of its asset's shard, and each stage writes its quarantine before publishing)."""
-    out = []
-    for shard in ledger_shards(store):
-        if any(not store.exists(store.table_path(a, shard)) for a in assets):
-            out.append(shard)
-    return out
+    of its asset's shard, and each stage writes its quarantine before publishing).
+
+    One listing per asset (its compacted manifest says which shards have the table; only shards
+    not compacted are listed one by one), then set differences."""
+    from vidgraph.storage.catalog import _pool_map
+
+    shards = set(ledger_shards(store))
+    have = (_pool_map if not store.is_local else lambda f, xs: [f(x) for x in xs])(  # S3: in parallel
+        lambda a: asset_state(store, a, stamps=False).shards_with(a), list(assets))
+    out: set[str] = set()
+    for done in have:
+        out |= shards - done
+    return sorted(out)
 
 
 def duplicate_reason(same_as: str) -> str:
@@ -622,7 +649,7 @@ def ingest(
     else:
         landing = Path(landing).resolve()
         scan = _outside_root(scan, store, landing)
-    known, by_path = _ledger_paths(store)
+    known, by_path = _ledger_paths(store, scan.candidates)
     fresh: list[Candidate] = []
     old: list[Candidate] = []
     duplicates = list(scan.duplicates)
@@ -669,12 +696,14 @@ def _record_scan_rejections(store: DatasetStore, landing: Path, rejected: list[R
 
     if not rejected and not duplicates:
         return
-    existing = read_all(store, "quarantine")
+    refused = [(r.relpath, r.reason, None) for r in rejected]
+    refused += [(d.relpath, duplicate_reason(d.same_as), d.sha256) for d in duplicates]
+    # Only the quarantine rows of the paths refused now are read (two columns).
+    wanted = pa.array(sorted({display_path(landing / relpath) for relpath, _, _ in refused}), pa.string())
+    existing = read_all(store, "quarantine", columns=["path", "reason"], filter=pc.field("path").isin(wanted))
     have = set()
     if existing is not None:
         have = set(zip(existing.column("path").to_pylist(), existing.column("reason").to_pylist()))
-    refused = [(r.relpath, r.reason, None) for r in rejected]
-    refused += [(d.relpath, duplicate_reason(d.same_as), d.sha256) for d in duplicates]
     rows = []
     for relpath, reason, sha in refused:
         path = display_path(landing / relpath)

@@ -85,7 +85,7 @@ def test_sigkill_mid_write_leaves_no_partial_output_and_rerun_matches(tmp_path, 
     # The re-run picks up the shard from the ledger and finishes it.
     rerun = subprocess.run([sys.executable, "-m", "vidgraph.cli", "run", str(landing), "--root", str(root), "--all-shards"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert json.loads(rerun.stdout)["totals"]["raw_clips"] == 3
+    assert json.loads(rerun.stdout)["rows"]["raw_clips"] == 3
     assert _rows(root) == expected
 
 

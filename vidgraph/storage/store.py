@@ -1,6 +1,9 @@
 """The dataset root: a local folder or an s3:// prefix, written atomically.
 
 Layout: ``ROOT/<asset>/<shard>/<asset>.parquet`` plus media files under the same folder.
+``ROOT/_compacted/`` holds the catalog's compacted copies of the tables (``catalog.py``), and on
+S3 ``ROOT/_changes/<asset>/<shard>`` is a small marker rewritten whenever a shard's tables
+change (S3 has no folder modification times; the catalog compares the marker's ETag).
 Local writes go to a temporary name and are renamed into place; an S3 PUT (single or
 multipart) only becomes visible when complete, so a crash never leaves half a file behind.
 A shard's Parquet table is written last, after its media, so it acts as the commit marker.
@@ -20,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -31,6 +35,20 @@ STAGING_PREFIX = ".staging-"
 STALE_STAGING_AGE_S = 24 * 3600.0
 # Staging folders are named .staging-HOST-PID-random ('-' in the host name becomes '_').
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")
+
+
+CHANGES_DIR = "_changes"
+
+
+class Entry(NamedTuple):
+    """One entry of a non-recursive listing. ``stamp`` changes whenever the entry changes:
+    locally ``inode:mtime_ns`` (a folder's mtime moves when a file in it is replaced, and a
+    published shard folder is a new inode); on S3 a file's ETag; "" when not asked or unknown."""
+
+    name: str
+    is_dir: bool
+    size: int = 0
+    stamp: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,7 +194,18 @@ class DatasetStore:
         """Write one shard's table; replaces any earlier version in one atomic step."""
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
-        return self.write_bytes(self.table_path(asset, shard, name), buf.getvalue())
+        self.mark_changed(asset, shard)
+        out = self.write_bytes(self.table_path(asset, shard, name), buf.getvalue())
+        self.mark_changed(asset, shard)
+        return out
+
+    def mark_changed(self, asset: str, shard: str) -> None:
+        """On S3, rewrite the shard's change marker (before and after a change, so that a crash
+        in between still leaves a changed marker); locally the folder's own stamp does this."""
+        if self.is_local:
+            return
+        bucket, key = self.path(CHANGES_DIR, asset, shard.split("/", 1)[0]).split("/", 1)
+        self._s3.put_object(Bucket=bucket, Key=key, Body=uuid.uuid4().hex.encode())
 
     # -- reading ---------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
@@ -193,20 +222,64 @@ class DatasetStore:
         return pq.read_table(path, filesystem=self.fs)
 
     def list_tables(self, asset: str, name: str | None = None) -> list[str]:
-        """Paths of every shard's table of an asset (the catalog's view over all shards)."""
-        selector = pafs.FileSelector(self.path(asset), recursive=True, allow_not_found=True)
-        want = f"{name or asset}.parquet"
-        return sorted(
-            info.path
-            for info in self.fs.get_file_info(selector)
-            if info.type == pafs.FileType.File and info.base_name == want
-        )
+        """Paths of every shard's table of an asset, ``ROOT/<asset>/*/<name>.parquet``, found from
+        the catalog's listing of the asset (media folders are never walked)."""
+        from vidgraph.storage.catalog import table_paths
+
+        return table_paths(self, asset, name or asset)
+
+    def list_subdirs(self, path: str) -> list[str]:
+        """Names of the folders directly under ``path`` (one listing, no ``stat``)."""
+        if not self.is_local:
+            return [e.name for e in self.list_dir(path) if e.is_dir]
+        try:
+            with os.scandir(path) as it:
+                return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def list_dir(self, path: str, stamps: bool = False) -> list[Entry]:
+        """The entries directly under ``path`` (no recursion): locally one ``scandir`` (plus a
+        ``stat`` per entry when ``stamps``), on S3 one paginated ListObjectsV2 with delimiter '/'
+        (1,000 entries a request; sizes and ETags come with it)."""
+        if self.is_local:
+            try:
+                it = os.scandir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+            out = []
+            with it:
+                for e in it:
+                    try:
+                        is_dir = e.is_dir(follow_symlinks=False)
+                        if stamps or not is_dir:
+                            st = e.stat(follow_symlinks=False)
+                            out.append(Entry(e.name, is_dir, 0 if is_dir else st.st_size, f"{st.st_ino}:{st.st_mtime_ns}"))
+                        else:
+                            out.append(Entry(e.name, True))
+                    except FileNotFoundError:  # removed while listing
+                        continue
+            return out
+        bucket, _, key = path.partition("/")
+        prefix = key.rstrip("/") + "/" if key else ""
+        out = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            for p in page.get("CommonPrefixes", []):
+                out.append(Entry(p["Prefix"][len(prefix):].rstrip("/"), True))
+            for o in page.get("Contents", []):
+                name = o["Key"][len(prefix):]
+                if name:
+                    out.append(Entry(name, False, int(o.get("Size", 0)), str(o.get("ETag", "")).strip('"')))
+        return out
 
     def list_files(self, prefix: str) -> list[str]:
         selector = pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
         return sorted(i.path for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File)
 
     def delete_tree(self, path: str) -> None:
+        rel = path[len(self.base) + 1:].split("/") if path.startswith(self.base + "/") else []
+        if len(rel) >= 2 and not self.is_local and not rel[0].startswith("_"):
+            self.mark_changed(rel[0], rel[1])
         if self.is_local:
             shutil.rmtree(path, ignore_errors=True)
         elif self.fs.get_file_info(path).type != pafs.FileType.NotFound:
@@ -235,6 +308,7 @@ class DatasetStore:
         objects the new version no longer has are deleted.
         """
         target = self.shard_dir(asset, shard)
+        self.mark_changed(asset, shard)
         if self.is_local:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             trash = None
@@ -256,6 +330,7 @@ class DatasetStore:
         for old in self.list_files(target):
             if old not in new_keys:
                 self.fs.delete_file(old)
+        self.mark_changed(asset, shard)
         return target
 
     @contextlib.contextmanager
