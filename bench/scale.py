@@ -13,7 +13,9 @@ links, and a DAGSTER_HOME (SQLite) with every shard as a dynamic partition.
 ``measure`` synthesizes a fresh root per size and per code under test, and measures each
 operation in a child process whose PYTHONPATH is that code (``--code``, default this checkout;
 ``--baseline-code`` measures an older checkout in the same run, e.g. a
-``git worktree add /tmp/vg-baseline 202bc1a``). Wall seconds and the child's peak RSS
+``git worktree add /tmp/vg-baseline 202bc1a``). ``--ops`` picks what to measure (ticks, queries,
+run, s3), ``--synthesized DIR`` measures a root written beforehand by ``synth``; results are merged
+per operation, so a partial run keeps the other numbers. Wall seconds and the child's peak RSS
 (``os.wait4``'s ru_maxrss), medians of ``--repeats``. Entry points are stable names
 (``vidgraph.defs.ingest_sensor.landing_sensor``, the ``vidgraph`` CLI); what a checkout lacks
 (``vidgraph stats``) is reported as n/a. Results go to bench/scale_results.json; ``--write``
@@ -137,10 +139,16 @@ def child_tick(args) -> int:
     # The sensor's resources as the code location defines them (from VIDGRAPH_* in the environment).
     sensor = ingest_sensor.landing_sensor
     resources = {k: v for k, v in (getattr(defs, "resources", None) or {}).items() if k in sensor.required_resource_keys}
-    ctx = build_sensor_context(instance=instance, cursor=state["cursor"], definitions=defs, resources=resources)
+    # evaluate_tick resolves run requests against the instance's partitions through the context's
+    # instance_ref, as the daemon's context has one (the shards it adds count as known).
+    ref = {"instance_ref": instance.get_ref()} if args.mode == "evaluate_tick" else {}
+    ctx = build_sensor_context(instance=instance, cursor=state["cursor"], definitions=defs, resources=resources, **ref)
     t0 = time.perf_counter()
     if args.mode == "evaluate_tick":
-        data = sensor.evaluate_tick(ctx)
+        from dagster import partition_loading_context
+
+        with partition_loading_context(dynamic_partitions_store=instance):  # as the daemon provides it
+            data = sensor.evaluate_tick(ctx)
         seconds = time.perf_counter() - t0
         cursor, skip = data.cursor, data.skip_message
         runs = [r.partition_key for r in data.run_requests or []]
@@ -211,7 +219,7 @@ class Moto:
                 "AWS_REGION": "us-east-1"}
 
     def requests(self) -> list[str]:
-        text = self.log.read_bytes().decode(errors="replace")
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_bytes().decode(errors="replace"))  # werkzeug colours some lines
         return re.findall(r'"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP', text)
 
     def stop(self):
@@ -275,15 +283,16 @@ def _kinds(reqs: list[tuple[str, str]]) -> dict:
 # -- measuring ----------------------------------------------------------------------------------
 
 
-def _git(code: str, *args: str) -> str:
+def _git(code: str, *args: str) -> str | None:
     try:
         return subprocess.run(["git", "-C", code, *args], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return None
 
 
 def code_label(code: str) -> dict:
-    dirty = bool(_git(code, "status", "--porcelain", "--", "vidgraph"))
+    status = _git(code, "status", "--porcelain", "--", "vidgraph")
+    dirty = None if status is None else bool(status)
     # The last commit that changed vidgraph/ names the code measured (bench/ commits on top do not).
     return {"path": str(code), "commit": _git(code, "log", "-1", "--format=%h", "--", "vidgraph"),
             "head": _git(code, "rev-parse", "--short", "HEAD"), "vidgraph_modified": dirty}
@@ -340,8 +349,13 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
     """Every operation at one size for one checkout; returns {operation: summary}."""
     res: dict = {"code": code_label(code), "uptime_start": uptime()}
     tpl = ensure_template(code)
-    log(f"[{size}] synthesizing into {work} ...")
-    manifest = scale_data.synthesize(tpl, work, size, media=args.media, workers=args.workers, python=PY)
+    if args.synthesized:  # written beforehand by `synth` (it is changed by the measures)
+        manifest = json.loads((work / "synth.json").read_text())
+        if manifest["shards"] != size:
+            raise SystemExit(f"{work} holds {manifest['shards']} shards, not {size}")
+    else:
+        log(f"[{size}] synthesizing into {work} ...")
+        manifest = scale_data.synthesize(tpl, work, size, media=args.media, workers=args.workers, python=PY)
     res["synth"] = {k: manifest[k] for k in ("seconds", "seconds_files", "landing_files", "media_per_shard",
                                              "tables_per_shard", "videos_per_shard")}
     log(f"[{size}] synthesized in {manifest['seconds']} s")
@@ -371,12 +385,28 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
             return {**r, "rc": r["rc"] or 1}
         return {**r, **out}
 
+    ops = set(args.ops.split(","))
     # A first tick (cursor unset: it scans and ingests nothing new), as the daemon's first tick.
     first = tick("direct")
     res["first_tick"] = {"seconds": first.get("tick_s"), "rss_mib": first["rss_mib"], "rc": first["rc"],
                          "run_requests": first.get("run_requests"), "skip": first.get("skip"),
                          "vidgraph": first.get("vidgraph"), "stderr": first["stderr"][-400:] if first["rc"] else ""}
     log(f"[{size}] first tick {res['first_tick']}")
+    if "ticks" in ops:
+        measure_ticks(res, tick, add_new_file, repeats, size, log)
+    if "run" in ops:
+        measure_warmup(res, run_child, cli, work, env, size, log)
+    if "queries" in ops:
+        measure_queries(res, cli, env, work, repeats, size, log)
+    if "run" in ops:
+        measure_runs(res, cli, env, work, args.run_repeats or repeats, size, log, add_new_file)
+    if "s3" in ops and size <= args.s3_max:
+        res.update(measure_s3(code, work, repeats, args, log, size))
+    res["uptime_end"] = uptime()
+    return res
+
+
+def measure_ticks(res, tick, add_new_file, repeats, size, log):
     res["tick_nothing"] = summarize([tick("direct") for _ in range(repeats)], "tick_s")
     log(f"[{size}] tick_nothing {res['tick_nothing'].get('all_seconds')}")
     samples = []
@@ -392,6 +422,8 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
     res["tick_new_eval"] = summarize(samples, "tick_s")
     log(f"[{size}] tick_new_eval {res['tick_new_eval'].get('all_seconds')}")
 
+
+def measure_warmup(res, run_child, cli, work, env, size, log):
     # The ticks' shards were requested, not run: one unmeasured run carries them (as the daemon
     # would), so that each measured run below has exactly one new shard.
     warm = run_child(cli + ["run", str(work / "landing"), "--settle-s", "0"], env, work)
@@ -399,6 +431,8 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
     res["warmup_run"] = {"wall_s": round(warm["wall_s"], 2), "rc": warm["rc"], "shards": len(summary.get("shards", {}))}
     log(f"[{size}] warm-up run {res['warmup_run']}")
 
+
+def measure_queries(res, cli, env, work, repeats, size, log):
     def query(sql: str, root: str | None = None, extra_env: dict | None = None) -> dict:
         r = run_child(cli + ["query", sql, "--json"] + (["--root", root] if root else []), {**env, **(extra_env or {})}, work)
         rows = _last_json(r["stdout"]) if r["rc"] == 0 else None
@@ -413,6 +447,8 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
     else:
         res["stats"] = {"n/a": True, "why": "no `vidgraph stats` command in this checkout"}
 
+
+def measure_runs(res, cli, env, work, repeats, size, log, add_new_file):
     samples = []
     for _ in range(repeats):
         add_new_file()
@@ -425,11 +461,6 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
         samples.append(r)
     res["run_one"] = summarize(samples)
     log(f"[{size}] run_one {res['run_one'].get('all_seconds')}")
-
-    if size <= args.s3_max:
-        res.update(measure_s3(code, work, repeats, args, log, size))
-    res["uptime_end"] = uptime()
-    return res
 
 
 def measure_s3(code: str, work: Path, repeats: int, args, log, size: int) -> dict:
@@ -482,8 +513,8 @@ def cmd_measure(args) -> int:
     log(f"uptime at start: {uptime()}")
     for size in sizes:
         for role, code in roles:
-            work = work_base / f"{role}-{size}"
-            if work.exists():
+            work = Path(args.synthesized).resolve() if args.synthesized else work_base / f"{role}-{size}"
+            if work.exists() and not args.synthesized:
                 shutil.rmtree(work)
             t0 = time.time()
             try:
@@ -494,7 +525,8 @@ def cmd_measure(args) -> int:
             r["total_s"] = round(time.time() - t0, 1)
             r["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             r["repeats"] = args.repeats
-            results.setdefault(role, {})[str(size)] = r
+            # Merged per operation: a later run of some operations keeps the others' numbers.
+            results.setdefault(role, {}).setdefault(str(size), {}).update(r)
             RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
             log(f"[{size}] {role} done in {r['total_s']} s")
     log(f"uptime at end: {uptime()}")
@@ -557,6 +589,8 @@ def render(results: dict) -> str:
                          f"`{r.get('uptime_end', '').split('load average:')[-1].strip()}`"
                          + (f"; S3: {s3['objects']:,} objects ({s3['media_objects']:,} media), uploaded in {s3['upload_s']} s" if s3 else "; S3: not run at this size")
                          + ".")
+    for note in results.get("notes", []):
+        lines.append(f"- {note}")
     lines += ["", "Machine: x86_64, 2 CPU cores shared with other engineers' work (1-min load averages above), "
               "Python 3.11, local disk. Cells: median seconds, peak RSS of the child (S3: requests to moto_server too).", ""]
     head = ["operation"]
@@ -580,9 +614,14 @@ def render(results: dict) -> str:
                               f"{w.get('shards')} shards {w.get('wall_s')} s")
     if firsts:
         lines += ["", "Not in the table (done once, before the measured repeats): " + "; ".join(firsts) + "."]
-    lines += ["", "To measure a checkout against the previous code in the same run (the table's two columns):", "",
+    lines += ["", "To measure a checkout against the previous code in the same run (the table's two columns), or only "
+              "the current code (the previous column then keeps the numbers recorded in `bench/scale_results.json`):", "",
               "```bash", "git worktree add /tmp/vg-baseline 202bc1a   # the previous code path",
-              "python bench/scale.py measure --sizes 100,1000,10000 --repeats 3 --baseline-code /tmp/vg-baseline --write",
+              "python bench/scale.py measure --sizes 100,1000 --repeats 3 --baseline-code /tmp/vg-baseline --write",
+              "python bench/scale.py measure --sizes 10000 --repeats 3 --only current --write",
+              "# a root written beforehand (`synth`), and a subset of the operations:",
+              "python bench/scale.py synth --shards 10000 --out /tmp/vg-10000",
+              "python bench/scale.py measure --sizes 10000 --only current --synthesized /tmp/vg-10000 --ops ticks,queries --write",
               "```", ""]
     return "\n".join(lines)
 
@@ -631,9 +670,13 @@ def main(argv=None) -> int:
     s.add_argument("--only", choices=("both", "baseline", "current"), default="both")
     s.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "vidgraph-scale"))
     s.add_argument("--keep", action="store_true", help="keep the synthetic roots")
+    s.add_argument("--synthesized", default=None,
+                   help="measure this root written by `synth` instead of synthesizing (one size, one checkout)")
     s.add_argument("--s3-max", type=int, default=1000, help="largest size measured on S3 (default 1000)")
     s.add_argument("--s3-media", default="10", help="media objects uploaded per shard folder: a number or all (default 10)")
     s.add_argument("--prepare", action="append", help="a vidgraph CLI command run once, unmeasured, before the measures (e.g. 'stats')")
+    s.add_argument("--run-repeats", type=int, default=None, help="repeats of `vidgraph run` (default --repeats)")
+    s.add_argument("--ops", default="ticks,queries,run,s3", help="what to measure (default ticks,queries,run,s3)")
     s.add_argument("--write", action="store_true", help="render the Scale section of bench/README.md")
     s.set_defaults(func=cmd_measure)
 
