@@ -298,6 +298,10 @@ def code_label(code: str) -> dict:
             "head": _git(code, "rev-parse", "--short", "HEAD"), "vidgraph_modified": dirty}
 
 
+def _load(up: str) -> str:
+    return up.split("load average:")[-1].strip()
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -401,7 +405,7 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
     if "run" in ops:
         measure_runs(res, cli, env, work, args.run_repeats or repeats, size, log, add_new_file)
     if "s3" in ops and size <= args.s3_max:
-        res.update(measure_s3(code, work, repeats, args, log, size))
+        res.update(measure_s3(code, work, args.s3_repeats or repeats, args, log, size))
     res["uptime_end"] = uptime()
     return res
 
@@ -503,6 +507,8 @@ def cmd_measure(args) -> int:
         roles.append(("baseline", str(Path(args.baseline_code).resolve())))
     if args.only in ("both", "current"):
         roles.append(("current", str(Path(args.code).resolve())))
+    if args.synthesized and (len(roles) != 1 or len(sizes) != 1):
+        raise SystemExit("--synthesized measures one size for one checkout (--only baseline or --only current)")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     work_base = Path(args.work)
     work_base.mkdir(parents=True, exist_ok=True)
@@ -520,13 +526,18 @@ def cmd_measure(args) -> int:
             try:
                 r = measure_one(code, size, args.repeats, work, args, log)
             finally:
-                if not args.keep:
+                if not args.keep and not args.synthesized:
                     shutil.rmtree(work, ignore_errors=True)
             r["total_s"] = round(time.time() - t0, 1)
             r["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             r["repeats"] = args.repeats
             # Merged per operation: a later run of some operations keeps the others' numbers.
-            results.setdefault(role, {}).setdefault(str(size), {}).update(r)
+            entry = results.setdefault(role, {}).setdefault(str(size), {})
+            runs = entry.get("runs", [])
+            runs.append({"date": r["date"], "ops": args.ops, "total_s": r["total_s"], "code": r["code"],
+                         "load_start": _load(r["uptime_start"]), "load_end": _load(r["uptime_end"])})
+            entry.update(r)
+            entry["runs"] = runs
             RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
             log(f"[{size}] {role} done in {r['total_s']} s")
     log(f"uptime at end: {uptime()}")
@@ -580,15 +591,18 @@ def render(results: dict) -> str:
     for role, part in (("previous code", base), ("current code", cur)):
         for size in sorted(part, key=int):
             r = part[size]
-            c = r.get("code", {})
             s3 = r.get("s3_upload")
-            lines.append(f"- {role}, {int(size):,} shards: `{c.get('commit')}`{' (vidgraph/ modified)' if c.get('vidgraph_modified') else ''}, "
-                         f"run {r.get('date')}, {r.get('repeats')} repeats, {r.get('total_s')} s in all "
-                         f"(synthesis {r.get('synth', {}).get('seconds')} s); load at start: "
-                         f"`{r.get('uptime_start', '').split('load average:')[-1].strip()}`, at end: "
-                         f"`{r.get('uptime_end', '').split('load average:')[-1].strip()}`"
-                         + (f"; S3: {s3['objects']:,} objects ({s3['media_objects']:,} media), uploaded in {s3['upload_s']} s" if s3 else "; S3: not run at this size")
-                         + ".")
+            runs = r.get("runs") or [{"date": r.get("date"), "ops": "all", "total_s": r.get("total_s"), "code": r.get("code", {}),
+                                      "load_start": _load(r.get("uptime_start", "")), "load_end": _load(r.get("uptime_end", ""))}]
+            parts = []
+            for run in runs:
+                c = run.get("code") or {}
+                parts.append(f"{run['date']}, {run['ops']}: vidgraph/ of `{c.get('commit')}`"
+                             f"{' (modified)' if c.get('vidgraph_modified') else ''}, {run['total_s']} s, "
+                             f"1-min load {run['load_start'].split(',')[0]} at the start, {run['load_end'].split(',')[0]} at the end")
+            lines.append(f"- {role}, {int(size):,} shards ({r.get('repeats')} repeats; synthesis {r.get('synth', {}).get('seconds')} s"
+                         + (f"; S3: {s3['objects']:,} objects of which {s3['media_objects']:,} media, uploaded in {s3['upload_s']} s" if s3 else "; S3: not measured at this size")
+                         + "): " + "; ".join(parts) + ".")
     for note in results.get("notes", []):
         lines.append(f"- {note}")
     lines += ["", "Machine: x86_64, 2 CPU cores shared with other engineers' work (1-min load averages above), "
@@ -676,6 +690,7 @@ def main(argv=None) -> int:
     s.add_argument("--s3-media", default="10", help="media objects uploaded per shard folder: a number or all (default 10)")
     s.add_argument("--prepare", action="append", help="a vidgraph CLI command run once, unmeasured, before the measures (e.g. 'stats')")
     s.add_argument("--run-repeats", type=int, default=None, help="repeats of `vidgraph run` (default --repeats)")
+    s.add_argument("--s3-repeats", type=int, default=None, help="repeats of the S3 measures (default --repeats)")
     s.add_argument("--ops", default="ticks,queries,run,s3", help="what to measure (default ticks,queries,run,s3)")
     s.add_argument("--write", action="store_true", help="render the Scale section of bench/README.md")
     s.set_defaults(func=cmd_measure)
