@@ -374,6 +374,8 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
 
     def add_new_file() -> None:
         p = landing / f"new-{next(counter):03d}.mp4"
+        while p.exists():  # a root measured before (--synthesized): never rewrite an ingested file
+            p = landing / f"new-{next(counter):03d}.mp4"
         p.write_bytes(new_video_bytes(video, p.name))
         old = time.time() - 3600  # settled
         os.utime(p, (old, old))
