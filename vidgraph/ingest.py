@@ -29,6 +29,7 @@ from vidgraph.landing import (
     local_key,
     save_cursor,
 )
+from vidgraph import landing as landing_module
 from vidgraph.storage.catalog import asset_state, read_all
 from vidgraph.storage.schemas import LEDGER_SCHEMA, QUARANTINE_SCHEMA
 from vidgraph.storage.store import DatasetStore
@@ -150,6 +151,13 @@ def _hash_regular_file(path: Path, chunk: int = 4 << 20, on_bytes=None) -> tuple
         os.close(fd)
 
 
+# A long-lived process (the daemon's code server) re-lists only the landing folders whose mtime
+# changed since its last scan; every FULL_RESCAN_S it stats every file again, which is when a file
+# rewritten in place (same name, its folder untouched) is noticed.
+FULL_RESCAN_S = float(os.environ.get("VIDGRAPH_FULL_RESCAN_S", "600"))
+_FOLDERS: dict[str, dict[str, tuple]] = {}  # landing -> folder -> (key, items, index entries, subfolders)
+_FULL_SCAN_AT: dict[str, float] = {}
+
 _new_candidate = tuple.__new__  # Candidate(...) without the NamedTuple's Python-level __new__
 
 
@@ -157,6 +165,41 @@ def _suffix(name: str) -> str:
     """``Path(name).suffix``, lower-cased, without building a Path."""
     i = name.rfind(".")
     return name[i:].lower() if 0 < i < len(name) - 1 else ""
+
+
+def _scan_folder(listing, cut, skip_s, stack, items, result, entries, seen, limit, settled_before) -> None:
+    """One folder's entries into ``items`` (see :func:`scan_landing`); subfolders onto ``stack``."""
+    for entry in listing:
+        name = entry.name
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue  # vanished while listing
+        if is_dir:
+            if not name.startswith(".") and entry.path not in skip_s:
+                stack.append(entry.path)
+            continue
+        i = name.rfind(".")  # Path(name).suffix, without a Path
+        if not (0 < i < len(name) - 1 and name[i:].lower() in VIDEO_EXTENSIONS):
+            continue
+        p = entry.path
+        if name.startswith("."):
+            result.rejected.append(Rejected(p[cut:], "hidden file (name starts with '.'): not an input"))
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # vanished while listing
+        size = st.st_size
+        if st.st_mode & 0o170000 != 0o100000 or size > limit or (settled_before is not None and st.st_mtime > settled_before):
+            items.append((p[cut:], p, st, ""))
+            continue
+        e = entries.get(p)
+        if e is not None and e[:6] == (size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, ""):
+            seen[p] = e
+            items.append((p[cut:], p, st, e[6]))
+        else:
+            items.append((p[cut:], p, st, None))
 
 
 def scan_landing(
@@ -208,10 +251,29 @@ def scan_landing(
     # a settled regular file to read, or "" for one the second pass looks at closely (symlinks,
     # special files, too young, too big): the common case costs one lstat and a dict lookup.
     items: list[tuple] = []
-    to_read = 0
     stack = [root_s]
+    folders = _FOLDERS.setdefault(root_s, {}) if index is not None else None
+    if folders is not None and now - _FULL_SCAN_AT.get(root_s, 0.0) >= FULL_RESCAN_S:
+        folders.clear()  # every file is stat-ed again
+        _FULL_SCAN_AT[root_s] = now
     while stack:
         folder = stack.pop()
+        fkey = None
+        if folders is not None:
+            try:
+                fst = os.stat(folder)  # before the listing: an entry added after it changes the key
+                fkey = (fst.st_mtime_ns, fst.st_ctime_ns, fst.st_ino)
+            except OSError:
+                fkey = None
+            known = folders.pop(folder, None)
+            if fkey is not None and known is not None and known[0] == fkey:
+                # Unchanged since this process's last scan, every file then indexed: no stat per file.
+                folders[folder] = known
+                items.extend(known[1])
+                seen.update(known[2])
+                stack.extend(known[3])
+                continue
+        first_item, rejected_before, first_sub = len(items), len(result.rejected), len(stack)
         try:
             with os.scandir(folder) as it:
                 listing = list(it)
@@ -219,38 +281,15 @@ def scan_landing(
             rel = folder[cut:] if folder != root_s else "."
             result.rejected.append(Rejected(rel, f"folder cannot be listed: {e.strerror or e}"))
             continue
-        for entry in listing:
-            name = entry.name
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                continue  # vanished while listing
-            if is_dir:
-                if not name.startswith(".") and entry.path not in skip_s:
-                    stack.append(entry.path)
-                continue
-            i = name.rfind(".")  # Path(name).suffix, without a Path
-            if not (0 < i < len(name) - 1 and name[i:].lower() in VIDEO_EXTENSIONS):
-                continue
-            p = entry.path
-            if name.startswith("."):
-                result.rejected.append(Rejected(p[cut:], "hidden file (name starts with '.'): not an input"))
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue  # vanished while listing
-            size = st.st_size
-            if st.st_mode & 0o170000 != 0o100000 or size > limit or (settled_before is not None and st.st_mtime > settled_before):
-                items.append((p[cut:], p, st, ""))
-                continue
-            e = entries.get(p)
-            if e is not None and e[:6] == (size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, ""):
-                seen[p] = e
-                items.append((p[cut:], p, st, e[6]))
-            else:
-                to_read += size
-                items.append((p[cut:], p, st, None))
+        _scan_folder(listing, cut, skip_s, stack, items, result, entries, seen, limit, settled_before)
+        mine = items[first_item:]
+        racy_ns = landing_module.RACY_S * 1e9
+        if (fkey is not None and len(result.rejected) == rejected_before and all(x[3] for x in mine)
+                and now_ns - fkey[0] > racy_ns and now_ns - fkey[1] > racy_ns):
+            # Clean (every file indexed and settled, nothing refused) and not changed within a
+            # timestamp's granularity: this process's next scan may skip its files' stats.
+            folders[folder] = (fkey, mine, {x[1]: seen[x[1]] for x in mine}, stack[first_sub:])
+    to_read = sum(x[2].st_size for x in items if x[3] is None)
     items.sort()  # by relpath (unique, so the stat results are never compared)
     bar = HashProgress(to_read, sum(1 for x in items if x[3] is None), enabled=progress)
     digests: dict[str, str] = {}

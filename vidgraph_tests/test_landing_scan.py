@@ -353,3 +353,37 @@ def test_a_name_that_is_not_utf8_is_remembered_too(tmp_path, hashed, settled):
     hashed.clear()
     assert _by_rel(_scan(landing, store)) == first and hashed == []
     assert os.fsdecode(raw) in LandingIndex.load(store).entries
+
+
+def test_a_long_lived_process_skips_the_stats_of_unchanged_folders(tmp_path, hashed, settled, monkeypatch):
+    """The daemon's code server re-lists only folders whose mtime changed; a file rewritten in
+    place (its folder untouched) is noticed at the next full rescan (FULL_RESCAN_S)."""
+    monkeypatch.setattr(ingest_mod, "FULL_RESCAN_S", 3600.0)
+    landing, store = tmp_path / "landing", DatasetStore(str(tmp_path / "root"))
+    for rel in ("a/1.mp4", "a/2.mp4", "b/3.mp4"):
+        _land(landing / rel, os.urandom(100))
+    first = _scan(landing, store)  # hashes everything
+    second = _scan(landing, store)  # every file indexed: folders become clean
+    assert _by_rel(second) == _by_rel(first) and len(first.candidates) == 3
+    # Rewrite a/1.mp4 in place with its size and mtime kept: its folder does not change.
+    path = landing / "a" / "1.mp4"
+    folder_before = os.stat(landing / "a").st_mtime_ns
+    _land(path, os.urandom(100))
+    assert os.stat(landing / "a").st_mtime_ns == folder_before
+    hashed.clear()
+    cached = _scan(landing, store)
+    assert hashed == [] and _by_rel(cached) == _by_rel(first)  # the shortcut did not stat it
+    # The full rescan stats every file again: the in-place rewrite is noticed.
+    monkeypatch.setattr(ingest_mod, "FULL_RESCAN_S", 0.0)
+    full = _scan(landing, store)
+    assert hashed == ["1.mp4"] and _by_rel(full)["a/1.mp4"] != _by_rel(first)["a/1.mp4"]
+    monkeypatch.setattr(ingest_mod, "FULL_RESCAN_S", 3600.0)
+    _scan(landing, store)  # folders clean again
+    hashed.clear()
+    # A file added to a folder changes the folder: it is listed again and the new file found.
+    _land(landing / "b" / "4.mp4", os.urandom(100))
+    found = _scan(landing, store)
+    assert hashed == ["4.mp4"] and set(_by_rel(found)) == {"a/1.mp4", "a/2.mp4", "b/3.mp4", "b/4.mp4"}
+    # A removed file leaves the scan.
+    (landing / "a" / "2.mp4").unlink()
+    assert set(_by_rel(_scan(landing, store))) == {"a/1.mp4", "b/3.mp4", "b/4.mp4"}
