@@ -313,3 +313,19 @@ def test_s3_catalog_open_is_o_assets_in_requests_once_compacted(logged_moto, mon
     assert u12 > u3  # per-shard reading grows with the shards ...
     assert q12 == q3 and l12 == l3, counts  # ... the compacted catalog and ledger do not
     assert q12 < 12 and l12 < 12, counts
+
+
+def test_an_unreadable_manifest_is_ignored_not_fatal(tmp_path, capsys):
+    """A manifest cut short (or overwritten) is a cache lost: the tables are read directly."""
+    from vidgraph.storage.catalog import COMPACTED_DIR, MANIFEST, Catalog, compact_all
+
+    store = DatasetStore(str(tmp_path / "root"))
+    for i in range(3):
+        store.write_table("source_videos", f"shard-{i}", pa.table({"video_id": [f"v{i}"], "shard": [f"shard-{i}"]}))
+    compact_all(store)
+    manifest = tmp_path / "root" / COMPACTED_DIR / "source_videos" / MANIFEST
+    assert manifest.is_file()
+    manifest.write_bytes(b"")
+    cat = Catalog(store)
+    assert cat.query("select count(*) as n from source_videos")[0]["n"] == 3
+    assert "not a readable manifest" in capsys.readouterr().err

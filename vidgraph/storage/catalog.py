@@ -222,8 +222,13 @@ def _read_manifest(store: DatasetStore, asset: str) -> dict | None:
         data = store.read_bytes(path)
     except FileNotFoundError:
         return None
-    m = json.loads(data)
-    if m.get("format") != FORMAT:
+    try:
+        m = json.loads(data)
+    except ValueError as e:  # cut short or overwritten: the tables are the truth, the manifest a cache
+        print(f"vidgraph: {path} is not a readable manifest ({e}); the asset's tables are read directly "
+              "until the next compaction replaces it", file=sys.stderr)
+        return None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
         return None
     if key is not None:
         if len(_MANIFESTS) > 64:
