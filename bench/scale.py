@@ -151,7 +151,7 @@ def child_tick(args) -> int:
         if isinstance(warm, SensorResult) and warm.cursor is not None:
             state["cursor"] = warm.cursor
         if args.add_file:  # the new file lands between the two ticks
-            src, dest = args.add_file.split("::", 1)
+            src, dest = args.add_file
             os.replace(src, dest)
     ctx = build_sensor_context(instance=instance, cursor=state["cursor"], definitions=defs, resources=resources, **ref)
     t0 = time.perf_counter()
@@ -385,7 +385,7 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
     video = tiny_video(code)
     counter = iter(range(10**6))
 
-    def add_new_file(staged: bool = False) -> str | None:
+    def add_new_file(staged: bool = False) -> tuple[str, str] | None:
         p = landing / f"new-{next(counter):03d}.mp4"
         while p.exists():  # a root measured before (--synthesized): never rewrite an ingested file
             p = landing / f"new-{next(counter):03d}.mp4"
@@ -394,14 +394,14 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
         target.write_bytes(new_video_bytes(video, p.name))
         old = time.time() - 3600  # settled
         os.utime(target, (old, old))
-        return f"{target}::{p}" if staged else None
+        return (str(target), str(p)) if staged else None
 
     for cmd in args.prepare or []:
         r = run_child(cli + cmd.split(), env, work)
         res.setdefault("prepare", []).append({"cmd": cmd, "rc": r["rc"], "wall_s": round(r["wall_s"], 2)})
 
-    def tick(mode: str, warm: bool = False, add_file: str | None = None) -> dict:
-        extra = (["--warm"] if warm else []) + (["--add-file", add_file] if add_file else [])
+    def tick(mode: str, warm: bool = False, add_file: tuple[str, str] | None = None) -> dict:
+        extra = (["--warm"] if warm else []) + (["--add-file", *add_file] if add_file else [])
         r = run_child(me + ["_tick", "--mode", mode, "--state", str(state), "--apply"] + extra, env, work)
         out = _last_json(r["stdout"]) if r["rc"] == 0 else None
         if out is None:
@@ -738,7 +738,7 @@ def main(argv=None) -> int:
     s.add_argument("--state", required=True)
     s.add_argument("--apply", action="store_true")
     s.add_argument("--warm", action="store_true", help="one unmeasured tick in the same process first")
-    s.add_argument("--add-file", help="SRC::DEST moved into the landing after the warm-up tick")
+    s.add_argument("--add-file", nargs=2, metavar=("SRC", "DEST"), help="a file moved into the landing after the warm-up tick")
     s.set_defaults(func=child_tick)
     s = sub.add_parser("_catalog")
     s.add_argument("--root", required=True)
