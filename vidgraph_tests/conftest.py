@@ -74,9 +74,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    """A real S3 HTTP server (moto_server) on 127.0.0.1 for the session."""
+def start_moto_server(log_path=None):
+    """A real S3 HTTP server (moto_server) on 127.0.0.1: (process, url). Its access log (one line
+    per request) goes to ``log_path`` when given."""
     import subprocess
     import sys
     import time
@@ -84,7 +84,12 @@ def moto_endpoint():
 
     port = free_port()
     exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
+    finally:
+        if log_path:
+            out.close()
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -95,6 +100,13 @@ def moto_endpoint():
     else:
         proc.kill()
         raise RuntimeError("moto_server did not start")
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3 HTTP server (moto_server) on 127.0.0.1 for the session."""
+    proc, url = start_moto_server()
     yield url
     proc.terminate()
     proc.wait(timeout=10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -247,24 +246,10 @@ def test_stats_counts_the_dataset_and_the_run_summary_only_its_shards(tmp_path, 
 @pytest.fixture(scope="module")
 def logged_moto(tmp_path_factory):
     """A moto_server of its own whose access log (one line per request) the test reads."""
-    from vidgraph_tests.conftest import free_port
-    import urllib.request
+    from vidgraph_tests.conftest import start_moto_server
 
-    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "access.log"
-    exe = Path(sys.executable).with_name("moto_server")
-    with open(log, "wb") as f:
-        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=f, stderr=f)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            break
-        except Exception:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("moto_server did not start")
+    proc, url = start_moto_server(log)
     yield url, log
     proc.terminate()
     proc.wait(timeout=10)

@@ -82,15 +82,12 @@ def flowed(tmp_path_factory, cut_video):
         yield _flow(instance, defs, resources, DatasetStore(str(root)), tmp)
 
 
-def _flow(instance, defs, resources, store, tmp) -> dict:
-    # The automation sensor was already ticking before the shard arrived.
-    cursor = evaluate_automation_conditions(defs=defs, instance=instance).cursor
-    ticks = [_tick(instance, resources, 3600.0), _tick(instance, resources, 300.0)]
-    shard = ticks[1][0].partition_key
-    assert defs.resolve_job_def("ingest_shard").execute_in_process(instance=instance, partition_key=shard).success
+def run_automation(defs, instance, cursor, rounds: int, raise_on_error: bool = True) -> list[dict]:
+    """Evaluate the automation conditions and run what they request, asset by asset as the
+    daemon's runs would, until nothing more is requested; returns the requests of each round."""
     global_job = defs.resolve_implicit_global_asset_job_def()
     requested = []
-    for _ in range(5):
+    for _ in range(rounds):
         result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
         cursor = result.cursor
         wanted = _requested(result, defs)
@@ -100,7 +97,17 @@ def _flow(instance, defs, resources, store, tmp) -> dict:
         for name, partitions in wanted.items():
             for p in partitions:
                 sub = global_job.get_subset(asset_selection={AssetKey(name)})
-                assert sub.execute_in_process(instance=instance, partition_key=p).success, name
+                assert sub.execute_in_process(instance=instance, partition_key=p, raise_on_error=raise_on_error).success, name
+    return requested
+
+
+def _flow(instance, defs, resources, store, tmp) -> dict:
+    # The automation sensor was already ticking before the shard arrived.
+    cursor = evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    ticks = [_tick(instance, resources, 3600.0), _tick(instance, resources, 300.0)]
+    shard = ticks[1][0].partition_key
+    assert defs.resolve_job_def("ingest_shard").execute_in_process(instance=instance, partition_key=shard).success
+    requested = run_automation(defs, instance, cursor, rounds=5)
     return {"instance": instance, "defs": defs, "resources": resources, "shard": shard, "ticks": ticks,
             "requested": requested, "store": store, "tmp": tmp}
 

@@ -26,7 +26,7 @@ from vidgraph.stages.raw_clips import clip_file_problem
 from vidgraph.storage.catalog import read_all
 from vidgraph.storage.store import DatasetStore
 from vidgraph_tests.bad_inputs import _overwrite_mdat, _video
-from vidgraph_tests.test_operations import _instance, _requested, _tick
+from vidgraph_tests.test_operations import _instance, _tick, run_automation
 
 # 20 fps, frames 5, 6, 40 and 61 dropped; the last frame of the first scene is held 0.7 s longer
 # (a stall right before a cut, as in the issue), a frame inside the last scene 0.4 s longer.
@@ -129,19 +129,7 @@ def isolated(tmp_path_factory, cut_video, vfr_video):
         (request,) = _tick(instance, resources, 3600.0)  # three settled files: a full shard
         shard = request.partition_key
         assert defs.resolve_job_def("ingest_shard").execute_in_process(instance=instance, partition_key=shard).success
-        global_job = defs.resolve_implicit_global_asset_job_def()
-        requested = []
-        for _ in range(6):
-            result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-            cursor = result.cursor
-            wanted = _requested(result, defs)
-            if not wanted:
-                break
-            requested.append(wanted)
-            for name, partitions in wanted.items():
-                for p in partitions:
-                    sub = global_job.get_subset(asset_selection={AssetKey(name)})
-                    assert sub.execute_in_process(instance=instance, partition_key=p, raise_on_error=False).success, name
+        requested = run_automation(defs, instance, cursor, rounds=6, raise_on_error=False)
         yield {"instance": instance, "defs": defs, "resources": resources, "shard": shard, "requested": requested,
                "store": DatasetStore(str(root)), "landing": landing, "root": root}
 
