@@ -117,7 +117,7 @@ def flow_alone(path: Path, cfg: AnalysisConfig = AnalysisConfig()) -> float:
 def breakdown(path: Path, cfg: AnalysisConfig = AnalysisConfig()) -> dict[str, float]:
     """CPU milliseconds per frame of each part of the analysis pass, run one after the other on
     this video (frames decoded first and kept): where the pass's time goes."""
-    from vidgraph.media.analysis import _keyframe, analysis_frames, frame_signals_batch, opencv_threads, sample_signals
+    from vidgraph.media.analysis import _keyframe, analysis_frames, analysis_size, frame_signals_batch, opencv_threads, sample_signals
     from vidgraph.media.shots import VidgraphDetector
 
     out: dict[str, float] = {}
@@ -126,7 +126,7 @@ def breakdown(path: Path, cfg: AnalysisConfig = AnalysisConfig()) -> dict[str, f
         configure_decoder(s)
         fps = float(s.average_rate or s.guessed_rate or 25)
         sw, sh = s.codec_context.width, s.codec_context.height
-        w, h = even_size(cfg.width, sw, sh)
+        w, h = analysis_size(cfg.width, sw, sh)
         every = max(1, int(round(cfg.keyframe_every_s * fps)))
         out.update({"decode": 0.0, "shrink + BGR": 0.0, "keyframes": 0.0})
         small = []
@@ -150,7 +150,7 @@ def breakdown(path: Path, cfg: AnalysisConfig = AnalysisConfig()) -> dict[str, f
         det = VidgraphDetector(fps)
         t = time.process_time()
         for i in range(0, n, b):
-            det.process_batch(np.stack([x[1] for x in small[i:i + b]]))
+            det.process_batch(np.stack([x[2] for x in small[i:i + b]]))
         det.finish(n)
         out["detector (HSV, scores, thumbnails)"] = time.process_time() - t
         t = time.process_time()

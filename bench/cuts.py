@@ -46,7 +46,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidgraph.media.analysis import AnalysisConfig, analysis_frames, configure_decoder  # noqa: E402
+from vidgraph.media.analysis import AnalysisConfig, analysis_frames, analysis_size, configure_decoder  # noqa: E402
 from vidgraph.media.cutcases import hard_cases, write_frames  # noqa: E402
 from vidgraph.media.decode import even_size, iter_video_frames  # noqa: E402
 from vidgraph.media.shots import ShotDetectorConfig, ShotSplitter  # noqa: E402
@@ -57,6 +57,7 @@ from readme import write_section  # noqa: E402  (bench/readme.py)
 SHARED_MEDIA = Path(os.environ.get("VIDGRAPH_SHARED_MEDIA", ROOT.parent / "shared" / "media"))
 CACHE = ROOT / "bench" / ".cache" / "cuts"
 TOLERANCE = 2
+PEER_WIDTH = 256  # the frames PySceneDetect's detectors are fed
 DETECTORS = {
     "vidgraph (default)": ShotDetectorConfig(),
     "PySceneDetect ContentDetector": ShotDetectorConfig(detector="content", min_scene_len=15),
@@ -305,31 +306,39 @@ def motion_corpus(seeds: list[int]) -> list[Video]:
 
 
 def detect_all(path: Path, configs: dict[str, ShotDetectorConfig]) -> tuple[dict[str, list[int]], dict[str, float], int]:
-    """One decode, every detector fed the same small frames in batches (as the analysis pass
-    does). Returns cut frames and seconds spent per detector, and the frame count."""
+    """One decode, every detector fed small frames in batches (as the analysis pass does):
+    vidgraph's and TransNetV2 the analysis pass's 128-px frames, PySceneDetect's detectors
+    frames 256 px wide (near what its CLI's own downscale gives, and what they were tuned on).
+    Returns cut frames and seconds spent per detector, and the frame count."""
     acfg = AnalysisConfig()
     spent = dict.fromkeys(configs, 0.0)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         configure_decoder(s)
         fps = float(s.average_rate or s.guessed_rate or 25)
-        w, h = even_size(acfg.width, s.codec_context.width, s.codec_context.height)
+        sw, sh = s.codec_context.width, s.codec_context.height
+        w, h = analysis_size(acfg.width, sw, sh)
+        pw, ph = even_size(PEER_WIDTH, sw, sh)
         splitters = {k: ShotSplitter(cfg, fps) for k, cfg in configs.items()}
+        peers = {k for k, cfg in configs.items() if cfg.detector in ("content", "adaptive")}
         n = 0
         buf: list[np.ndarray] = []
+        peer_buf: list[np.ndarray] = []
 
         def flush() -> None:
             if buf:
-                stack = np.stack(buf)
+                stack, peer_stack = np.stack(buf), (np.stack(peer_buf) if peer_buf else None)
                 for k, sp in splitters.items():
                     t = time.perf_counter()
-                    sp.process_batch(n - len(buf), stack)
+                    sp.process_batch(n - len(buf), peer_stack if k in peers else stack)
                     spent[k] += time.perf_counter() - t
                 buf.clear()
+                peer_buf.clear()
 
         for df in iter_video_frames(c, s):
-            _, bgr = analysis_frames(df.frame, w, h)
-            buf.append(bgr)
+            buf.append(analysis_frames(df.frame, w, h)[2])
+            if peers:
+                peer_buf.append(analysis_frames(df.frame, pw, ph)[2])
             n += 1
             if len(buf) == acfg.batch_frames:
                 flush()

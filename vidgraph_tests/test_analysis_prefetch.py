@@ -7,11 +7,14 @@ import pytest
 from vidgraph.media.analysis import prefetch
 
 
-def test_items_come_back_in_order_with_their_results():
-    assert list(prefetch(iter(range(100)), lambda x: x * x, depth=3)) == [(i, i * i) for i in range(100)]
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_items_come_back_in_order_with_their_results(chunk):
+    got = list(prefetch(iter(range(100)), lambda x: x * x, depth=3, chunk=chunk))
+    assert got == [(i, i * i) for i in range(100)]
 
 
-def test_an_error_in_the_producer_is_raised_to_the_consumer():
+@pytest.mark.parametrize("chunk", [1, 8])
+def test_an_error_in_the_producer_is_raised_to_the_consumer(chunk):
     def items():
         yield 1
         yield 2
@@ -19,9 +22,9 @@ def test_an_error_in_the_producer_is_raised_to_the_consumer():
 
     got = []
     with pytest.raises(ValueError, match="damaged packet"):
-        for item, _ in prefetch(items(), lambda x: x):
+        for item, _ in prefetch(items(), lambda x: x, chunk=chunk):
             got.append(item)
-    assert got == [1, 2]
+    assert got == [1, 2]  # the items of an unfinished chunk still arrive before the error
 
 
 def test_stopping_early_joins_the_producer_before_returning():

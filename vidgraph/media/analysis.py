@@ -1,15 +1,15 @@
 """The one low-resolution decode pass: cuts, per-frame signals, flow, quality and keyframes.
 
 Everything the shot splitter and the long-take filter measure comes from this single walk over
-the frames. Per-frame signals are cheap (luma statistics, the detector's content score) and are
-measured on stacks of ``batch_frames`` small frames: per-pixel work (colour conversion) is one
-OpenCV call on the stack, a sum over one frame one OpenCV call (numpy's reductions over 8-bit
-planes measured slower), and the arithmetic on thumbnails, histograms and the detector's
-windows is numpy over the stack instead of dozens of small calls per frame. Heavier measures
-(Farneback flow, sharpness, text bands) run on frames sampled at a fixed rate (2 fps) in a
-worker thread beside the decoder, and keyframe JPEGs are encoded in the decode thread from the
-same decoded frames. Every number is the same from run to run and the same as frame by frame
-(``batch_frames=1``, the reference).
+the frames. Each decoded frame is shrunk plane by plane (no swscale) to a 256-px luma plane
+(the luma signals, and at 2 fps sharpness and text bands) and a 128-px BGR image (the shot
+detector). Per-frame signals are measured on stacks of ``batch_frames`` frames: per-pixel
+work (colour conversion, the difference to the previous frame and its sum) is one OpenCV call
+on the stack, histograms one call per frame, and the arithmetic on thumbnails and the
+detector's windows exact integer sums over the stack. The 2 fps measures (Farneback flow on
+80-px frames, sharpness, text bands) run in a worker thread beside the decoder, and keyframe
+JPEGs are encoded in the decode thread from the same decoded frames. Every number is the same
+from run to run and the same as frame by frame (``batch_frames=1``, the reference).
 """
 
 from __future__ import annotations
@@ -24,25 +24,30 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 from vidgraph.media.decode import _PLANAR_YUV8, even_size, iter_video_frames, plane_array, rotate_for_display
 from vidgraph.media.probe import InputPolicy, open_input
-from vidgraph.media.shots import Shot, ShotDetectorConfig, ShotSplitter, time_shots
+from vidgraph.media.shots import TINY_W, Shot, ShotDetectorConfig, ShotSplitter, time_shots
 
 
-# Farneback on the small gray frames. A 4-level pyramid, a 21-px window and poly_n 7 track
-# displacements of 10+ px between samples (a brisk pan at 2 fps), which the OpenCV sample
-# settings (3 levels, 15 px, poly_n 5) lose on fine texture.
-FARNEBACK_PARAMS = {"pyr_scale": 0.5, "levels": 4, "winsize": 21, "iterations": 3, "poly_n": 7, "poly_sigma": 1.5}
+# Farneback on 80-px gray frames. A 3-level pyramid and a 15-px window track displacements of
+# 5+ px between samples (a brisk pan at 2 fps); on synthetic pans of known speed (up to 1.5 px
+# a frame at 320 px, 2 fps) they read the true speed as closely as the 160-px setup used before
+# (4 levels, 21 px), at under a quarter of its cost (bench/README.md, "Analysis pass").
+FARNEBACK_PARAMS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 7, "poly_sigma": 1.5}
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    width: int = 256  # analysis width for the detector and per-frame signals
+    # The shot detector's frames (every frame). The luma signals (every frame) and the 2 fps
+    # sharpness and text bands are measured on a luma plane twice this size, where the source
+    # is that large: its histograms keep the statistics their thresholds were set on.
+    width: int = 128
     sample_fps: float = 2.0  # rate of flow / quality samples
-    flow_width: int = 160
+    flow_width: int = 80
     static_flow_threshold: float = 0.002  # per-pixel flow (fraction of the diagonal) counted as static
     keyframe_every_s: float = 2.0
     keyframe_max_side: int = 512
@@ -140,38 +145,48 @@ def shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
 _END = object()
 
 
-def prefetch(items: Iterable, fn: Callable, depth: int = 8) -> Iterator[tuple]:
+def prefetch(items: Iterable, fn: Callable, depth: int = 8, chunk: int = 1) -> Iterator[tuple]:
     """Yield ``(item, fn(item))``, with the iteration and ``fn`` running in a background thread
-    up to ``depth`` items ahead.
+    up to ``depth`` chunks of ``chunk`` items ahead.
 
     Decoding (FFmpeg) and the small-frame conversion (OpenCV) release the GIL, so the next
     frames are decoded while this thread measures the current one; without it the decoder's
-    threads sit idle whenever the analysis is busy. The thread is joined before this returns,
-    so the container is never closed under it; its exceptions are raised here.
+    threads sit idle whenever the analysis is busy. Items cross between the threads in chunks,
+    so the hand-off's locking is paid once per chunk, not per frame. The thread is joined before
+    this returns, so the container is never closed under it; its exceptions are raised here.
     """
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
+    chunk = max(1, int(chunk))
 
     def work() -> None:
+        out: list = []
         try:
             for item in items:
                 if stop.is_set():
                     return
-                q.put((item, fn(item)))
-            q.put((_END, None))
+                out.append((item, fn(item)))
+                if len(out) >= chunk:
+                    q.put(out)
+                    out = []
+            if out:
+                q.put(out)
+            q.put(_END)
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            q.put((_END, e))
+            if out:
+                q.put(out)
+            q.put(e)
 
     worker = threading.Thread(target=work, name="vidgraph-decode", daemon=True)
     worker.start()
     try:
         while True:
-            item, value = q.get()
-            if item is _END:
-                if value is not None:
-                    raise value
+            got = q.get()
+            if got is _END:
                 return
-            yield item, value
+            if isinstance(got, BaseException):
+                raise got
+            yield from got
     finally:
         stop.set()
         while worker.is_alive():  # unblock a producer waiting on a full queue, then join it
@@ -181,21 +196,45 @@ def prefetch(items: Iterable, fn: Callable, depth: int = 8) -> Iterator[tuple]:
                 worker.join(0.01)
 
 
-def analysis_frames(frame, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    """The analysis pass's small luma (h, w) and small BGR image of one decoded frame.
+def analysis_size(width: int, src_w: int, src_h: int) -> tuple[int, int]:
+    """The analysis frame's size: ``width`` across (at most the source's), and a height that
+    is a whole multiple of the detector's 32-px thumbnail's, so the thumbnail is an exact
+    area reduction (OpenCV's fast path; 5x the cost otherwise). The aspect ratio moves by at
+    most half a thumbnail row; narrower sources keep :func:`even_size`."""
+    if width % TINY_W or src_w < width:
+        return even_size(width, src_w, src_h)
+    th = max(1, int(round(TINY_W * src_h / src_w)))
+    return width, max(2, (width // TINY_W) * th // 2 * 2)
 
-    Planar 8-bit YUV is read plane by plane, each plane shrunk straight to the small size,
-    and only the small I420 image is converted to BGR; other layouts (10-bit, NV12, RGB,
-    palettes) are converted to yuv420p first.
+
+def _some_rows(plane: np.ndarray, out_h: int) -> np.ndarray:
+    """Every k-th row of a plane k or more times taller than twice ``out_h`` (a strided view, no
+    copy): a shrink reads the decoded frame from memory, and half its rows still give every
+    output row at least two source rows to average."""
+    k = plane.shape[0] // (2 * max(1, out_h))
+    return plane[::k] if k >= 2 else plane
+
+
+def analysis_frames(frame, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The analysis pass's luma, small luma (h, w) and small BGR image of one decoded frame.
+
+    The luma is (2w, 2h) where the frame is at least that large (the small luma its exact 2x2
+    area halving), else the small luma itself. Planar 8-bit YUV is read plane by plane, each plane shrunk
+    straight to its size, and only the small I420 image is converted to BGR; other layouts
+    (10-bit, NV12, RGB, palettes) are converted to yuv420p first.
     """
     if frame.format.name not in _PLANAR_YUV8:
         frame = frame.reformat(format="yuv420p")
     planes = frame.planes
-    y_small = shrink(plane_array(planes[0]), w, h)
-    u_small = shrink(plane_array(planes[1]), w // 2, h // 2)
-    v_small = shrink(plane_array(planes[2]), w // 2, h // 2)
+    if frame.width >= 2 * w and frame.height >= 2 * h:
+        y_luma = shrink(_some_rows(plane_array(planes[0]), 2 * h), 2 * w, 2 * h)
+        y_small = cv2.resize(y_luma, (w, h), interpolation=cv2.INTER_AREA)
+    else:
+        y_luma = y_small = shrink(_some_rows(plane_array(planes[0]), h), w, h)
+    u_small = shrink(_some_rows(plane_array(planes[1]), h // 2), w // 2, h // 2)
+    v_small = shrink(_some_rows(plane_array(planes[2]), h // 2), w // 2, h // 2)
     i420 = np.concatenate([y_small.ravel(), u_small.ravel(), v_small.ravel()]).reshape(h * 3 // 2, w)
-    return y_small, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    return y_luma, y_small, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
 
 
 def _hist(y_small: np.ndarray) -> np.ndarray:
@@ -266,19 +305,38 @@ def _text_band_density(y_small: np.ndarray, band: float = 0.15) -> tuple[float, 
     """Edge density in the top and bottom bands, where overlaid titles and subtitles sit."""
     h = y_small.shape[0]
     k = max(2, int(h * band))
-    edges = cv2.Canny(y_small, 100, 200)
-    return float(edges[:k].mean() / 255.0), float(edges[-k:].mean() / 255.0)
+    if 2 * k + 2 >= h:
+        edges = cv2.Canny(y_small, 100, 200)
+        return float(edges[:k].mean() / 255.0), float(edges[-k:].mean() / 255.0)
+    # Only the bands are searched for edges (a row more, so their inner border is measured as
+    # inside the whole picture): a third of the work.
+    top = cv2.Canny(np.ascontiguousarray(y_small[: k + 1]), 100, 200)[:k]
+    bottom = cv2.Canny(np.ascontiguousarray(y_small[-k - 1:]), 100, 200)[1:]
+    return float(top.mean() / 255.0), float(bottom.mean() / 255.0)
+
+
+FLOW_GRID = 2  # the affine fit samples the flow every FLOW_GRID px (on the 80-px flow frame)
 
 
 @lru_cache(maxsize=8)
 def _affine_basis(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Design matrix of the affine flow model on a 4-px grid, and its pseudo-inverse."""
+    """Design matrix of the affine flow model on the sampling grid, and its pseudo-inverse."""
     diag = float(np.hypot(w, h))
-    ys, xs = np.mgrid[0:h:4, 0:w:4]
+    ys, xs = np.mgrid[0:h:FLOW_GRID, 0:w:FLOW_GRID]
     xn = (xs - w / 2) / diag
     yn = (ys - h / 2) / diag
     A = np.stack([np.ones_like(xn), xn, yn], -1).reshape(-1, 3)
-    return A, np.linalg.pinv(A)
+    return A, np.ascontiguousarray(np.linalg.pinv(A).T)
+
+
+def _solve3(m: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Solve a 3x3 system by its adjugate (exact arithmetic order, no BLAS threads)."""
+    (a, b, c), (d, e, f), (g, h, i) = m.tolist()
+    co = np.array([[e * i - f * h, c * h - b * i, b * f - c * e],
+                   [f * g - d * i, a * i - c * g, c * d - a * f],
+                   [d * h - e * g, b * g - a * h, a * e - b * d]])
+    det = a * co[0, 0] + b * co[1, 0] + c * co[2, 0]
+    return (co * r).sum(axis=1) / det
 
 
 def _flow_stats(prev: np.ndarray, cur: np.ndarray, static_thr: float) -> dict[str, float]:
@@ -296,17 +354,21 @@ def _flow_stats(prev: np.ndarray, cur: np.ndarray, static_thr: float) -> dict[st
     mag = np.sqrt(fx * fx + fy * fy)
     # Means by exact summation (math.fsum), so no summation order can move them either.
     # Affine model u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y over normalised coordinates
-    # (least squares through the cached pseudo-inverse of the fixed design matrix).
-    A, pinv = _affine_basis(h, w)
-    u = fx[::4, ::4].reshape(-1)
-    v = fy[::4, ::4].reshape(-1)
-    ca, cb = pinv @ u, pinv @ v
-    resid = np.hypot(u - A @ ca, v - A @ cb)
+    # (least squares through the cached pseudo-inverse of the fixed design matrix). Products
+    # are elementwise numpy, not matrix products: those go to OpenBLAS, whose worker threads
+    # then spin beside the pass.
+    A, pinv_t = _affine_basis(h, w)
+    u = fx[::FLOW_GRID, ::FLOW_GRID].reshape(-1).astype(np.float64)
+    v = fy[::FLOW_GRID, ::FLOW_GRID].reshape(-1).astype(np.float64)
+    ca, cb = (pinv_t * u[:, None]).sum(axis=0), (pinv_t * v[:, None]).sum(axis=0)
+    resid = np.hypot(u - (A * ca).sum(axis=1), v - (A * cb).sum(axis=1))
     # Refit on the points the camera model explains, so a moving subject does not read as a pan.
     inliers = resid <= 2 * np.median(resid) + 1e-6
     if 12 <= inliers.sum() < len(u):
-        ca = np.linalg.lstsq(A[inliers], u[inliers], rcond=None)[0]
-        cb = np.linalg.lstsq(A[inliers], v[inliers], rcond=None)[0]
+        Ai = A[inliers]
+        m = np.einsum("ij,ik->jk", Ai, Ai)
+        ca = _solve3(m, np.einsum("ij,i->j", Ai, u[inliers]))
+        cb = _solve3(m, np.einsum("ij,i->j", Ai, v[inliers]))
     a0, a1, a2 = ca
     b0, b1, b2 = cb
     p50, p90 = np.percentile(mag, [50, 90])
@@ -335,7 +397,7 @@ def analyze_video(
         configure_decoder(stream)
         src_w, src_h = stream.codec_context.width, stream.codec_context.height
         fps = float(stream.average_rate or stream.guessed_rate or 25)
-        w, h = even_size(config.width, src_w, src_h)
+        w, h = analysis_size(config.width, src_w, src_h)
         fw, fh = even_size(config.flow_width, src_w, src_h)
         splitter = ShotSplitter(detector, fps)
         batch = max(1, int(config.batch_frames))
@@ -344,62 +406,66 @@ def analyze_video(
         sample_meta: list[tuple[int, float, int, float, float]] = []
         sample_jobs = []
         keyframes: list[Keyframe] = []
-        state = {"prev_hist": None, "prev_gray": None, "prev_sample": -1, "next_sample_t": 0.0}
+        state = {"prev_hist": None, "prev_gray": None, "prev_sample": -1}
         sample_dt = 1.0 / config.sample_fps
-        kf_state = {"next_t": 0.0}
+        due = {"keyframe": 0.0, "sample": 0.0}
+
+        def is_due(what: str, t: float, every: float) -> bool:
+            """Whether a keyframe or a sample is due at time t (then the next one is scheduled)."""
+            if t + 1e-6 < due[what]:
+                return False
+            due[what] += every * max(1, int((t - due[what]) / every) + 1)
+            return True
 
         def prepare(df):
-            """In the decode thread: the small frames, and the keyframe JPEG when one is due."""
-            y_small, bgr = analysis_frames(df.frame, w, h)
-            kf = None
-            if df.t_s + 1e-6 >= kf_state["next_t"]:
-                kf_state["next_t"] += config.keyframe_every_s * max(
-                    1, int((df.t_s - kf_state["next_t"]) / config.keyframe_every_s) + 1
-                )
-                kf = _keyframe(df, src_w, src_h, config)
-            return df.index, df.t_s, y_small, bgr, kf
+            """In the decode thread: the luma and small BGR frame; for a sampled frame (2 fps)
+            also the flow frame; the keyframe JPEG when one is due."""
+            y_luma, _, bgr = analysis_frames(df.frame, w, h)
+            sample = None
+            if is_due("sample", df.t_s, sample_dt):
+                sample = cv2.resize(y_luma, (fw, fh), interpolation=cv2.INTER_AREA)
+            kf = _keyframe(df, src_w, src_h, config) if is_due("keyframe", df.t_s, config.keyframe_every_s) else None
+            return df.index, df.t_s, y_luma, bgr, sample, kf
 
         def flush(buf: list) -> None:
             if not buf:
                 return
-            ys = np.stack([b[2] for b in buf])
-            if batch == 1:  # the reference: frame by frame, as the pass always measured
-                idx, t, y_small, bgr, _ = buf[0]
+            if batch == 1:  # the reference: frame by frame
+                idx, t, y_luma, bgr, _, _ = buf[0]
                 content = [splitter.process(idx, bgr)]
-                m, sd, delta, state["prev_hist"] = frame_signals(y_small, state["prev_hist"])
+                m, sd, delta, state["prev_hist"] = frame_signals(y_luma, state["prev_hist"])
                 means, stds, deltas = [m], [sd], [delta]
             else:
                 content = splitter.process_batch(buf[0][0], np.stack([b[3] for b in buf])).tolist()
-                means, stds, deltas, hists = frame_signals_batch(ys, state["prev_hist"])
+                means, stds, deltas, hists = frame_signals_batch(np.stack([b[2] for b in buf]), state["prev_hist"])
                 state["prev_hist"] = hists[-1]
                 means, stds, deltas = means.tolist(), stds.tolist(), deltas.tolist()
-            for (idx, t, y_small, _, _), cv, m, sd, delta in zip(buf, content, means, stds, deltas):
-                fr["t_s"].append(t)
-                fr["content_val"].append(float(cv))
-                fr["luma_mean"].append(m)
-                fr["luma_std"].append(sd)
-                fr["hist_delta"].append(delta)
-                if t + 1e-6 >= state["next_sample_t"]:
-                    state["next_sample_t"] += sample_dt * max(1, int((t - state["next_sample_t"]) / sample_dt) + 1)
-                    gray = cv2.resize(y_small, (fw, fh), interpolation=cv2.INTER_AREA)
-                    # flow runs beside the decoder; each job is a pure function of its frames
-                    sample_jobs.append(flow_pool.submit(
-                        sample_signals, state["prev_gray"], gray, y_small, config.static_flow_threshold
-                    ))
-                    sample_meta.append((idx, t, state["prev_sample"], m, sd))
-                    state["prev_gray"] = gray
-                    state["prev_sample"] = idx
+            fr["t_s"].extend(b[1] for b in buf)
+            fr["content_val"].extend(float(cv) for cv in content)
+            fr["luma_mean"].extend(means)
+            fr["luma_std"].extend(stds)
+            fr["hist_delta"].extend(deltas)
+            for (idx, t, y_luma, _, gray, _), m, sd in zip(buf, means, stds):
+                if gray is None:
+                    continue
+                # flow runs beside the decoder; each job is a pure function of its frames
+                sample_jobs.append(flow_pool.submit(
+                    sample_signals, state["prev_gray"], gray, y_luma, config.static_flow_threshold
+                ))
+                sample_meta.append((idx, t, state["prev_sample"], m, sd))
+                state["prev_gray"] = gray
+                state["prev_sample"] = idx
 
         frames = iter_video_frames(container, stream, timeout_s=policy.decode_timeout_s)
         # Closed explicitly: the decode thread is joined before the container closes, even on an error.
         # The generator runs in the decode thread; no full-size frame is queued, only small ones.
-        decoded = prefetch((prepare(df) for df in frames), lambda item: None, depth=max(8, batch))
+        decoded = prefetch((prepare(df) for df in frames), lambda item: None, depth=max(4, batch // 8), chunk=8)
         buf: list = []
         try:
-            for (idx, t, y_small, bgr, kf), _ in decoded:
-                if kf is not None:
-                    keyframes.append(kf)
-                buf.append((idx, t, y_small, bgr, kf))
+            for item, _ in decoded:
+                if item[5] is not None:
+                    keyframes.append(item[5])
+                buf.append(item)
                 if len(buf) >= batch:
                     flush(buf)
                     buf = []
@@ -438,10 +504,26 @@ def analyze_video(
         )
 
 
+def _small_bgr(frame, w: int, h: int) -> np.ndarray:
+    """A (w, h) BGR image of a decoded frame. Planar 8-bit YUV is shrunk plane by plane here
+    (swscale's scaler took 2-3x longer) and only the colour conversion is left to swscale,
+    which reads the frame's own matrix and range (so full-range and BT.709 sources keep their
+    colours)."""
+    if frame.format.name not in _PLANAR_YUV8 or (w, h) == (frame.width, frame.height):
+        return frame.to_ndarray(width=w, height=h, format="bgr24")
+    small = av.VideoFrame(w, h, "yuv420p")
+    sizes = ((w, h), (w // 2, h // 2), (w // 2, h // 2))
+    for src, dst, (pw, ph) in zip(frame.planes, small.planes, sizes):
+        np.frombuffer(dst, np.uint8).reshape(dst.height, dst.line_size)[:, :pw] = shrink(plane_array(src), pw, ph)
+    small.colorspace = frame.colorspace
+    small.color_range = frame.color_range
+    return small.to_ndarray(format="bgr24")
+
+
 def _keyframe(df, src_w: int, src_h: int, config: AnalysisConfig) -> Keyframe:
     scale = min(1.0, config.keyframe_max_side / max(src_w, src_h))
     kw, kh = max(2, int(src_w * scale) // 2 * 2), max(2, int(src_h * scale) // 2 * 2)
-    img = df.frame.to_ndarray(width=kw, height=kh, format="bgr24")
+    img = _small_bgr(df.frame, kw, kh)
     img = rotate_for_display(img, int(df.frame.rotation or 0))
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, config.keyframe_jpeg_quality])
     return Keyframe(df.index, df.t_s, img.shape[1], img.shape[0], buf.tobytes())

@@ -298,6 +298,7 @@ class VidgraphParams:
 
 
 TINY_W = 32
+HIST_W = 128  # the colour histogram is taken on at most this many pixels across
 DUPLICATE_SCORE = 0.1  # content_val below this: the frame repeats the previous one
 LOOK = 6  # thumbnail distances kept from each frame back to the previous 1..LOOK frames
 CELL_DELTA = 32.0  # a thumbnail value that changes by more than this counts as a changed cell
@@ -311,8 +312,9 @@ def _hist_hsv(hsv: np.ndarray) -> np.ndarray:
     return (np.concatenate([hs, v]) / n).astype(np.float32)
 
 
-def _hist_dist(a: np.ndarray, b: np.ndarray) -> float:
-    return cv2.norm(a, b, cv2.NORM_L1) / 4.0  # two histograms summing to 1 each: 0..1
+def _row_sums(m: np.ndarray) -> np.ndarray:
+    """Exact per-row sums of a 2-D uint8 array (one OpenCV call), as float64."""
+    return cv2.reduce(m, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0].astype(np.float64)
 
 
 def _l1_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -326,10 +328,10 @@ class VidgraphDetector:
     Per frame (on the analysis pass's small BGR frame): ContentDetector's HSV score
     (content_val), a colour histogram, brightness and its spread, and a 32-px thumbnail kept in
     a short ring buffer; the thumbnail's distance to each of the previous LOOK frames and the
-    share of its cells that changed. ``process`` measures one frame; ``process_batch`` measures a
-    stack of frames (numpy over the stack) and gives the same numbers (histogram distances to
-    ~1e-12: the same float32 bins summed in another order; the shots are the same). Decisions are made at the end from
-    the per-frame series:
+    share of its cells that changed. ``process_batch`` measures a stack of frames (the per-pixel
+    work one OpenCV call on the stack, thumbnail distances exact integer sums), and ``process``
+    is a stack of one, so any batching gives the same numbers. Decisions are made at the end
+    from the per-frame series:
 
     - hard cut at frame i: content_val[i] is large, stands out of the mean of its neighbours
       (camera motion raises them all, a cut only one), the colour histogram or the thumbnail
@@ -373,135 +375,93 @@ class VidgraphDetector:
     def _sizes(self, h: int, w: int) -> None:
         if self._tiny_size is None:
             self._tiny_size = (TINY_W, max(2, int(round(TINY_W * h / w))))
-            self._half_size = (max(1, w // 2), max(1, h // 2))
+            # the colour histogram on at most HIST_W px across (every other pixel of wider frames)
+            self._hist_step = max(1, -(-w // HIST_W))
             self._tiny_n = float(self._tiny_size[0] * self._tiny_size[1] * 3)
             self._mini_size = (TINY_W // 2, max(1, self._tiny_size[1] // 2))
 
-    # -- per frame (the reference) ------------------------------------------------------------
     def process(self, index: int, bgr: np.ndarray) -> float:
-        i = self._n
-        self._n += 1
-        hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
-        self._sizes(*bgr.shape[:2])
-        tiny8 = cv2.resize(bgr, self._tiny_size, interpolation=cv2.INTER_AREA)
-        self.minis.append(cv2.resize(tiny8, self._mini_size, interpolation=cv2.INTER_AREA).ravel())
-        tiny = tiny8.astype(np.float32).ravel()
-        # the histogram of every other pixel: the same statistics for a quarter of the work
-        hist = _hist_hsv(cv2.resize(hsv, self._half_size, interpolation=cv2.INTER_NEAREST))
-        mean, std = cv2.meanStdDev(hsv)
-        self.v_mean.append(float(mean[2, 0]))
-        self.v_std.append(float(std[2, 0]))
-        tn = self._tiny_n
-        ring = self._ring
-        if self._prev_hsv is None:
-            score = 0.0
-            self.hist_delta.append(0.0)
-            self.cells.append(0.0)
-        else:
-            m = cv2.mean(cv2.absdiff(hsv, self._prev_hsv))
-            score = (m[0] + m[1] + m[2]) / 3.0  # ContentDetector's default-weight content_val
-            prev_tiny, prev_hist = ring[-1]
-            self.hist_delta.append(_hist_dist(hist, prev_hist))
-            self.cells.append(float((np.abs(tiny - prev_tiny) > CELL_DELTA).mean()))
-        d = np.full(LOOK, np.nan)
-        for j in range(1, min(LOOK, len(ring)) + 1):
-            d[j - 1] = cv2.norm(tiny, ring[-j][0], cv2.NORM_L1) / tn
-        self.dists.append(d)
-        self.content.append(score)
-        self._prev_hsv = hsv
-        for k in self.ks:
-            if i < 2 * k:
-                continue
-            a, ha = ring[-2 * k]
-            dd = cv2.norm(tiny, a, cv2.NORM_L1) / tn
-            if dd < self.p.dissolve_min_delta:
-                continue
-            mid, hm = ring[-k]
-            ab = tiny - a
-            r = cv2.norm(mid, (a + tiny) * 0.5, cv2.NORM_L1) / tn / dd
-            ab64 = ab.astype(np.float64)  # exact: thumbnails hold whole grey levels
-            alpha = float(np.dot((mid - a).astype(np.float64), ab64) / max(float(np.dot(ab64, ab64)), 1e-6))
-            hab = _hist_dist(ha, hist)
-            mix = _hist_dist(hm, (ha + hist) * 0.5) / max(hab, 1e-6)
-            dam, dmb = _hist_dist(ha, hm), _hist_dist(hm, hist)
-            self.blend[k][i - k] = (dd, r, alpha, hab, mix, dam / max(dam + dmb, 1e-6))
-        ring.append((tiny, hist))
-        return score
+        """Measure one frame (a stack of one: the same code, so the same numbers)."""
+        return float(self.process_batch(bgr[None])[0])
 
     # -- a stack of frames at once --------------------------------------------------------------
     def process_batch(self, bgrs: np.ndarray) -> np.ndarray:
-        """Measure a (B, h, w, 3) stack of consecutive frames; returns their content_val."""
+        """Measure a (B, h, w, 3) stack of consecutive frames; returns their content_val.
+
+        Every per-frame number is a function of that frame (and the one before) alone, with
+        sums over pixels in exact integers, so stacks of any size give the same numbers."""
         b, h, w = bgrs.shape[:3]
         if b == 0:
             return np.zeros(0)
         self._sizes(h, w)
         i0 = self._n
         self._n += b
-        # Pixel work stays in OpenCV (numpy's reductions over 8-bit planes are several times
-        # slower): colour conversion is per pixel, one call on the stacked frames; the sums are
-        # one call per frame. The arithmetic on thumbnails and histograms below is numpy over the
-        # whole stack.
+        # Per-pixel work is one OpenCV call on the whole stack (colour conversion, the
+        # difference to the previous frame, its per-frame sum); OpenCV calls per frame remain
+        # only for histograms, brightness spread and thumbnails.
         hsv = cv2.cvtColor(bgrs.reshape(b * h, w, 3), cv2.COLOR_BGR2HSV).reshape(b, h, w, 3)
-        score = np.zeros(b)
+        prev = np.concatenate([hsv[:1] if self._prev_hsv is None else self._prev_hsv[None], hsv[:-1]])
+        diff = cv2.absdiff(hsv.reshape(b, -1), prev.reshape(b, -1))
+        total = cv2.reduce(diff, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0].astype(np.float64)
+        score = total / float(3 * h * w)  # ContentDetector's default-weight content_val
+        if self._prev_hsv is None:
+            score[0] = 0.0
         hist = np.empty((b, 80), np.float32)
-        prev = self._prev_hsv
+        st = self._hist_step
         for j in range(b):
             mean, std = cv2.meanStdDev(hsv[j])
             self.v_mean.append(float(mean[2, 0]))
             self.v_std.append(float(std[2, 0]))
-            if prev is not None:
-                m = cv2.mean(cv2.absdiff(hsv[j], prev))
-                score[j] = (m[0] + m[1] + m[2]) / 3.0
-            prev = hsv[j]
-            hist[j] = _hist_hsv(cv2.resize(hsv[j], self._half_size, interpolation=cv2.INTER_NEAREST))
+            hist[j] = _hist_hsv(hsv[j, ::st, ::st] if st > 1 else hsv[j])
         self._prev_hsv = hsv[-1].copy()
 
         tiny8 = [cv2.resize(f, self._tiny_size, interpolation=cv2.INTER_AREA) for f in bgrs]
         self.minis.extend(cv2.resize(t, self._mini_size, interpolation=cv2.INTER_AREA).ravel() for t in tiny8)
-        tiny = np.stack(tiny8).reshape(b, -1).astype(np.float32)
+        tiny = np.stack(tiny8).reshape(b, -1)  # uint8: thumbnail distances are exact integer sums
         r0 = len(self._ring)
         T = np.concatenate([np.stack([t for t, _ in self._ring]), tiny]) if r0 else tiny
         H = np.concatenate([np.stack([x for _, x in self._ring]), hist]) if r0 else hist
         tn = self._tiny_n
-        pos = np.arange(r0, r0 + b)  # rows of this batch in T / H
-        # distances to the previous 1..LOOK frames
+        n_rows = r0 + b  # this batch is T[r0:n_rows]
+        # distances to the previous 1..LOOK frames (nan where there is none)
         d = np.full((b, LOOK), np.nan)
+        cells = np.zeros(b)
         for j in range(1, LOOK + 1):
-            ok = pos - j >= 0
-            if ok.any():
-                d[ok, j - 1] = _l1_rows(T[pos[ok]], T[pos[ok] - j]) / tn
+            lo = max(r0, j)
+            if lo >= n_rows:
+                continue
+            diff = cv2.absdiff(T[lo:n_rows], T[lo - j:n_rows - j])
+            d[lo - r0:, j - 1] = _row_sums(diff) / tn
+            if j == 1:
+                cells[lo - r0:] = np.count_nonzero(diff > CELL_DELTA, axis=1) / T.shape[1]
         self.dists.extend(list(d))
         hd = np.zeros(b)
-        cells = np.zeros(b)
-        ok = pos >= 1
-        if ok.any():
-            p, q = pos[ok], pos[ok] - 1
-            hd[ok] = _l1_rows(H[p], H[q]) / 4.0
-            cells[ok] = (np.abs(T[p] - T[q]) > CELL_DELTA).sum(axis=1) / T.shape[1]
+        if n_rows > max(r0, 1):
+            lo = max(r0, 1)
+            hd[lo - r0:] = _l1_rows(H[lo:n_rows], H[lo - 1:n_rows - 1]) / 4.0
         self.hist_delta.extend(hd.tolist())
         self.cells.extend(cells.tolist())
         self.content.extend(score.tolist())
         for k in self.ks:
-            gi = i0 + np.arange(b)  # global index of each frame: the window's end
-            ok = (gi >= 2 * k)
-            if not ok.any():
+            first = max(0, 2 * k - i0)  # the first frame of this batch that ends a window of +-k
+            if first >= b:
                 continue
-            e = pos[ok]
-            a, mid, z = T[e - 2 * k], T[e - k], T[e]
-            dd = _l1_rows(z, a) / tn
+            e = np.arange(r0 + first, n_rows)  # window ends, as rows of T / H
+            dd = _row_sums(cv2.absdiff(T[r0 + first:n_rows], T[r0 + first - 2 * k:n_rows - 2 * k])) / tn
             keep = dd >= self.p.dissolve_min_delta
             if not keep.any():
                 continue
-            e, a, mid, z, dd = e[keep], a[keep], mid[keep], z[keep], dd[keep]
+            e, dd = e[keep], dd[keep]
+            a, mid, z = (T[x].astype(np.int16) for x in (e - 2 * k, e - k, e))
             ab = (z - a).astype(np.float64)
-            r = _l1_rows(mid, (a + z) * 0.5) / tn / dd
+            r = np.abs(2 * mid - a - z).sum(axis=1, dtype=np.int64) / 2.0 / tn / dd  # off the blend (a + z) / 2
             alpha = np.einsum("ij,ij->i", (mid - a).astype(np.float64), ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-6)
             ha, hm, hz = H[e - 2 * k], H[e - k], H[e]
             hab = _l1_rows(ha, hz) / 4.0
             mix = _l1_rows(hm, (ha + hz) * 0.5) / 4.0 / np.maximum(hab, 1e-6)
             dam, dmb = _l1_rows(ha, hm) / 4.0, _l1_rows(hm, hz) / 4.0
             hal = dam / np.maximum(dam + dmb, 1e-6)
-            centres = (gi[ok][keep] - k).tolist()
+            centres = (e - r0 + i0 - k).tolist()
             for c, row in zip(centres, zip(dd.tolist(), r.tolist(), alpha.tolist(), hab.tolist(), mix.tolist(), hal.tolist())):
                 self.blend[k][c] = row
         for t, x in zip(tiny[-self._depth:], hist[-self._depth:]):
