@@ -168,3 +168,38 @@ def test_clip_scorer_scores_keyframes_with_a_tiny_offline_model(tiny_models):
 def test_config_replace_keeps_other_thresholds():
     c = replace(LongTakeConfig(), min_duration_s=5)
     assert c.min_duration_s == 5 and c.min_dynamic_degree == LongTakeConfig().min_dynamic_degree
+
+
+@pytest.mark.parametrize("kind,speed", [("pan", 1.5), ("tilt", 1.0)])
+def test_flow_reads_a_brisk_camera_move_at_its_true_speed(kind, speed):
+    """The 2 fps flow (Farneback on 80-px frames) on frames of known motion: speed px/frame at
+    24 fps on 320x180 is 12 * speed px between samples, in fractions of the diagonal."""
+    import cv2
+    import numpy as np
+
+    from vidgraph.media.analysis import AnalysisConfig, _flow_stats, shrink
+    from vidgraph.media.decode import even_size
+    from vidgraph.media.synthetic import render_frames
+
+    frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in render_frames(
+        SyntheticSpec([Scene(40, kind, seed=21, speed=speed)], width=320, height=180, fps=FPS, audio=False))]
+    fw, fh = even_size(AnalysisConfig().flow_width, 320, 180)
+    small = [shrink(f, fw, fh) for f in frames[::12]]
+    got = [_flow_stats(a, b, AnalysisConfig().static_flow_threshold) for a, b in zip(small, small[1:])]
+    truth = 12 * speed / np.hypot(320, 180)
+    for g in got:
+        assert g["flow_mean"] == pytest.approx(truth, rel=0.12)
+        # the camera model reads the same motion, along the right axis
+        along, across = (g["pan_x"], g["pan_y"]) if kind == "pan" else (g["pan_y"], g["pan_x"])
+        assert abs(along) == pytest.approx(truth, rel=0.12) and abs(across) < 0.1 * truth
+
+
+def test_flow_percentiles_are_numpys():
+    import numpy as np
+
+    from vidgraph.media.analysis import _percentiles
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 3680):
+        x = rng.random(n).astype(np.float32)
+        assert _percentiles(x, (50, 90)) == pytest.approx(list(np.percentile(x, [50, 90])), rel=1e-6)
