@@ -216,7 +216,8 @@ def _some_rows(plane: np.ndarray, out_h: int) -> np.ndarray:
 
 
 def analysis_frames(frame, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The analysis pass's luma, small luma (h, w) and small BGR image of one decoded frame.
+    """The analysis pass's luma, small luma (h, w) and small BGR image of one decoded frame,
+    for the per-frame signals (tall planes are read every k-th row: ``_some_rows``).
 
     The luma is (2w, 2h) where the frame is at least that large (the small luma its exact 2x2
     area halving), else the small luma itself. Planar 8-bit YUV is read plane by plane, each plane shrunk
@@ -235,6 +236,14 @@ def analysis_frames(frame, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.n
     v_small = shrink(_some_rows(plane_array(planes[2]), h // 2), w // 2, h // 2)
     i420 = np.concatenate([y_small.ravel(), u_small.ravel(), v_small.ravel()]).reshape(h * 3 // 2, w)
     return y_luma, y_small, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+
+
+def quality_luma(frame, w: int, h: int) -> np.ndarray:
+    """The luma plane of one decoded frame shrunk to (w, h) from all its rows, for the 2 fps
+    measures (sharpness and text bands)."""
+    if frame.format.name not in _PLANAR_YUV8:
+        frame = frame.reformat(format="yuv420p")
+    return shrink(plane_array(frame.planes[0]), w, h)
 
 
 def _hist(y_small: np.ndarray) -> np.ndarray:
@@ -438,7 +447,10 @@ def analyze_video(
             y_luma, _, bgr = analysis_frames(df.frame, w, h)
             sample = None
             if is_due("sample", df.t_s, sample_dt):
-                sample = cv2.resize(y_luma, (fw, fh), interpolation=cv2.INTER_AREA)
+                # sharpness and text bands on a luma plane shrunk from every row (their
+                # thresholds are set on it), and the flow frame from the same plane
+                y_q = quality_luma(df.frame, *y_luma.shape[::-1])
+                sample = (y_q, cv2.resize(y_q, (fw, fh), interpolation=cv2.INTER_AREA))
             kf = _keyframe(df, src_w, src_h, config) if is_due("keyframe", df.t_s, config.keyframe_every_s) else None
             return df.index, df.t_s, y_luma, bgr, sample, kf
 
@@ -460,12 +472,13 @@ def analyze_video(
             fr["luma_mean"].extend(means)
             fr["luma_std"].extend(stds)
             fr["hist_delta"].extend(deltas)
-            for (idx, t, y_luma, _, gray, _), m, sd in zip(buf, means, stds):
-                if gray is None:
+            for (idx, t, _, _, sample, _), m, sd in zip(buf, means, stds):
+                if sample is None:
                     continue
+                y_q, gray = sample
                 # flow runs beside the decoder; each job is a pure function of its frames
                 sample_jobs.append(flow_pool.submit(
-                    sample_signals, state["prev_gray"], gray, y_luma, config.static_flow_threshold
+                    sample_signals, state["prev_gray"], gray, y_q, config.static_flow_threshold
                 ))
                 sample_meta.append((idx, t, state["prev_sample"], m, sd))
                 state["prev_gray"] = gray
