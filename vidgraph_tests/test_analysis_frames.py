@@ -38,7 +38,7 @@ def test_the_luma_plane_is_twice_the_detector_frame_where_the_source_allows():
 @pytest.mark.parametrize("fmt,color_range", [("yuv420p", 1), ("yuvj420p", 2), ("yuv444p", 1)])
 def test_keyframes_shrunk_plane_by_plane_keep_swscales_colours(fmt, color_range):
     """Full-range and limited-range sources: the keyframe image has swscale's colours (its own
-    scaled conversion), compared on 16x16-px block means (the two scalers' filters differ on
+    scaled conversion) within two grey levels, compared on 16x16-px block means (the two scalers' filters differ on
     fine texture, which is not what this checks)."""
     src = av.VideoFrame.from_ndarray(_canvas(7, 1280, 720), format="bgr24")
     frame = src.reformat(format=fmt, dst_color_range=color_range)
@@ -50,7 +50,7 @@ def test_keyframes_shrunk_plane_by_plane_keep_swscales_colours(fmt, color_range)
         return img.reshape(18, 16, 32, 16, 3).mean(axis=(1, 3))
 
     diff = blocks(got) - blocks(ref)
-    assert np.abs(diff).max() < 4.5 and np.abs(diff.mean(axis=(0, 1))).max() < 1.5
+    assert np.abs(diff).max() < 4.5 and np.abs(diff.mean(axis=(0, 1))).max() < 2.0
     # read with the other range, the colours move by far more than that
     wrong = frame.reformat(format=fmt)
     wrong.color_range = 3 - color_range
