@@ -30,7 +30,7 @@ import numpy as np
 
 from vidgraph.media.decode import _PLANAR_YUV8, even_size, iter_video_frames, plane_array, rotate_for_display
 from vidgraph.media.probe import InputPolicy, open_input
-from vidgraph.media.shots import TINY_W, Shot, ShotDetectorConfig, ShotSplitter, time_shots
+from vidgraph.media.shots import TINY_W, Shot, ShotDetectorConfig, ShotSplitter, level_stats, time_shots
 
 
 # Farneback on 80-px gray frames. A 3-level pyramid and a 15-px window track displacements of
@@ -246,33 +246,24 @@ def quality_luma(frame, w: int, h: int) -> np.ndarray:
     return shrink(plane_array(frame.planes[0]), w, h)
 
 
-def _hist(y_small: np.ndarray) -> np.ndarray:
-    h = cv2.calcHist([y_small], [0], None, [32], [0, 256]).ravel()
-    return h / max(h.sum(), 1.0)
-
-
 def frame_signals(y_small: np.ndarray, prev_hist: np.ndarray | None) -> tuple[float, float, float, np.ndarray]:
-    """Luma mean, luma std, histogram change and histogram of one small luma frame (the reference)."""
-    hist = _hist(y_small)
-    mean, std = cv2.meanStdDev(y_small)
-    delta = 0.0 if prev_hist is None else float(np.abs(hist - prev_hist).sum() / 2)
-    return float(mean[0, 0]), float(std[0, 0]), delta, hist
+    """Luma mean, luma std, histogram change and histogram of one luma frame (a stack of one)."""
+    mean, std, delta, hists = frame_signals_batch(y_small[None], prev_hist)
+    return float(mean[0]), float(std[0]), float(delta[0]), hists[0]
 
 
 def frame_signals_batch(ys: np.ndarray, prev_hist: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``frame_signals`` of a (B, h, w) stack: means, stds, histogram changes, histograms.
+    """Luma means, stds, histogram changes and 32-bin histograms of a (B, h, w) stack.
 
-    The histogram and the sums over the plane are one OpenCV call per frame (numpy's are
-    slower on 8-bit planes); the histogram changes are numpy over the stack.
+    One OpenCV histogram of 256 levels per frame gives all three (numpy's are slower on 8-bit
+    planes); the statistics and changes are numpy over the stack.
     """
     b = ys.shape[0]
-    mean = np.empty(b)
-    std = np.empty(b)
-    hists = np.empty((b, 32), np.float32)
+    counts = np.empty((b, 256), np.float32)
     for j in range(b):
-        m, sd = cv2.meanStdDev(ys[j])
-        mean[j], std[j] = m[0, 0], sd[0, 0]
-        hists[j] = _hist(ys[j])
+        counts[j] = cv2.calcHist([ys[j]], [0], None, [256], [0, 256]).ravel()
+    mean, std = level_stats(counts)
+    hists = (counts.reshape(b, 32, 8).sum(axis=2) / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)).astype(np.float32)
     prev = np.concatenate([(hists[:1] if prev_hist is None else prev_hist[None]), hists[:-1]])
     delta = np.abs(hists - prev).sum(axis=1) / 2
     if prev_hist is None:

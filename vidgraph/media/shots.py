@@ -305,11 +305,27 @@ CELL_DELTA = 32.0  # a thumbnail value that changes by more than this counts as 
 FLASH_MAX = 4  # longest run of frames a flash may last
 
 
-def _hist_hsv(hsv: np.ndarray) -> np.ndarray:
+_LEVELS = np.arange(256, dtype=np.float64)
+_LEVELS_SQ = _LEVELS * _LEVELS
+
+
+def level_stats(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of 8-bit values from their (B, 256) histograms: exact sums
+    (whole counts in float64), so no pixel order or batch can move them."""
+    c = counts.astype(np.float64)
+    n = np.maximum(c.sum(axis=1), 1.0)
+    mean = (c * _LEVELS).sum(axis=1) / n
+    var = (c * _LEVELS_SQ).sum(axis=1) / n - mean * mean
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _hist_hsv(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 80-bin colour histogram (16 hues x 4 saturations, 16 brightness levels; shares of
+    the pixels) and the 256-level brightness counts it sums."""
     n = float(hsv.shape[0] * hsv.shape[1])
     hs = cv2.calcHist([hsv], [0, 1], None, [16, 4], [0, 180, 0, 256]).ravel()
-    v = cv2.calcHist([hsv], [2], None, [16], [0, 256]).ravel()
-    return (np.concatenate([hs, v]) / n).astype(np.float32)
+    v = cv2.calcHist([hsv], [2], None, [256], [0, 256]).ravel()
+    return (np.concatenate([hs, v.reshape(16, 16).sum(axis=1)]) / n).astype(np.float32), v
 
 
 def _row_sums(m: np.ndarray) -> np.ndarray:
@@ -407,12 +423,14 @@ class VidgraphDetector:
         if self._prev_hsv is None:
             score[0] = 0.0
         hist = np.empty((b, 80), np.float32)
+        v_counts = np.empty((b, 256), np.float32)
         st = self._hist_step
         for j in range(b):
-            mean, std = cv2.meanStdDev(hsv[j])
-            self.v_mean.append(float(mean[2, 0]))
-            self.v_std.append(float(std[2, 0]))
-            hist[j] = _hist_hsv(hsv[j, ::st, ::st] if st > 1 else hsv[j])
+            hist[j], v_counts[j] = _hist_hsv(hsv[j, ::st, ::st] if st > 1 else hsv[j])
+        # brightness and its spread, exact from the brightness counts
+        v_mean, v_std = level_stats(v_counts)
+        self.v_mean.extend(v_mean.tolist())
+        self.v_std.extend(v_std.tolist())
         self._prev_hsv = hsv[-1].copy()
 
         tiny8 = [cv2.resize(f, self._tiny_size, interpolation=cv2.INTER_AREA) for f in bgrs]
