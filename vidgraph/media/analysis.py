@@ -112,6 +112,14 @@ class VideoAnalysis:
         return self.duration_s if index >= self.n_frames else float(self.frames["t_s"][index])
 
 
+_FRAME_THREADS, _SLICE_THREADS = 1 << 12, 1 << 13  # AV_CODEC_CAP_FRAME_THREADS, _SLICE_THREADS
+
+
+def threaded_decoder(stream) -> bool:
+    """Whether the stream's decoder can spread its work over threads (frames or slices)."""
+    return bool(int(getattr(stream.codec_context.codec, "capabilities", 0) or 0) & (_FRAME_THREADS | _SLICE_THREADS))
+
+
 def configure_decoder(stream) -> None:
     """Decoder threading for the analysis pass: frame + slice threads on every core.
 
@@ -477,11 +485,19 @@ def analyze_video(
 
         frames = iter_video_frames(container, stream, timeout_s=policy.decode_timeout_s)
         # Closed explicitly: the decode thread is joined before the container closes, even on an error.
-        # The generator runs in the decode thread; no full-size frame is queued, only small ones.
-        decoded = prefetch((prepare(df) for df in frames), lambda item: None, depth=max(4, batch // 8), chunk=8)
+        if threaded_decoder(stream):
+            # The decoder's own threads use the cores; its feeding thread also shrinks the
+            # frames, so only small ones are queued.
+            decoded = prefetch((prepare(df) for df in frames), lambda item: None, depth=max(4, batch // 8), chunk=8)
+            items = (item for item, _ in decoded)
+        else:
+            # A decoder on one core (MJPEG, MPEG-4 part 2, ...): its thread only decodes, and the
+            # frames are shrunk here, beside it; at most 6 full-size frames wait in between.
+            decoded = prefetch(frames, lambda df: None, depth=2, chunk=2)
+            items = (prepare(df) for df, _ in decoded)
         buf: list = []
         try:
-            for item, _ in decoded:
+            for item in items:
                 if item[5] is not None:
                     keyframes.append(item[5])
                 buf.append(item)
