@@ -40,24 +40,12 @@ def test_a_one_core_decoder_gives_the_same_signals_as_a_threaded_one(tmp_path):
     """MJPEG decodes on one core, so its frames are shrunk beside the decoder thread rather
     than in it: the same signals batched or frame by frame, and the cut where it is."""
     import av
-    from fractions import Fraction
 
     from vidgraph.media.analysis import threaded_decoder
 
     frames = list(render_frames(SyntheticSpec([Scene(40, "pan", seed=1, speed=2), Scene(35, "object", seed=2, speed=3)],
                                               width=W, height=H, fps=FPS, audio=False)))
-    path = tmp_path / "v.avi"
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("mjpeg", rate=FPS)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuvj420p"
-        vs.codec_context.time_base = Fraction(1, FPS)
-        for i, img in enumerate(frames):
-            f = av.VideoFrame.from_ndarray(img, format="bgr24")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+    path = write_frames(tmp_path / "v.avi", frames, FPS, codec="mjpeg", pix_fmt="yuvj420p")
     with av.open(str(path)) as c:
         assert not threaded_decoder(c.streams.video[0])
     ref = analyze_video(path, config=AnalysisConfig(batch_frames=1))

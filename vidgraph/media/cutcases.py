@@ -96,16 +96,19 @@ def swoop(still: np.ndarray, w: int, h: int, n: int, top_speed: float) -> list[n
     return out
 
 
-def write_frames(path: str | Path, frames: list[np.ndarray], fps: int, crf: int = 20) -> Path:
-    """Encode BGR frames to H.264 in MP4 with PyAV (frame i at i / fps)."""
+def write_frames(path: str | Path, frames: list[np.ndarray], fps: int, crf: int = 20,
+                 codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
+    """Encode BGR frames with PyAV (frame i at i / fps): H.264 at ``crf`` by default, or
+    another encoder with its defaults (the container follows the path's suffix)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
         vs.codec_context.time_base = Fraction(1, fps)
-        vs.options = {"crf": str(crf), "preset": "veryfast"}
+        if codec == "libx264":
+            vs.options = {"crf": str(crf), "preset": "veryfast"}
         for i, img in enumerate(frames):
             f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
             f.pts = i
