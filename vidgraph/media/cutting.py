@@ -41,11 +41,14 @@ class ClipEncoding:
     audio_bitrate: int = 128_000
     # Copy whole GOPs of H.264/HEVC sources; False asks for a uniform libx264 encoding of every frame.
     smart: bool = True
+    # Smart cut only: AAC-LC sound (mono/stereo, MP4/MOV) is copied packet by packet, trimmed to
+    # the clip's samples by an edit list; other sound is re-encoded at ``audio_bitrate``.
+    copy_audio: bool = True
 
     def describe(self) -> dict:
         return {
             "video": "libx264", "crf": self.crf, "preset": self.preset, "audio": "aac",
-            "audio_bitrate": self.audio_bitrate, "smart": self.smart,
+            "audio_bitrate": self.audio_bitrate, "smart": self.smart, "copy_audio": self.copy_audio,
         }
 
 
@@ -245,6 +248,176 @@ def _add_audio_stream(out, audio: _AudioCursor, enc: ClipEncoding):
     aus = out.add_stream("aac", rate=audio.rate, layout=audio.layout)
     aus.bit_rate = enc.audio_bitrate
     return aus
+
+
+# --- sound copied as packets (smart cut) -----------------------------------------------------
+
+
+@dataclass
+class _AacIndex:
+    """The AAC-LC packets of a source's sound, for copying them into clips: ``origin`` is the
+    pts of the first decoded sample (sample 0 of the video's clock, as _AudioCursor counts it),
+    and the packets follow each other without a gap (pts, in samples, in a 1/rate time base)."""
+
+    rate: int
+    frame: int  # samples per packet (1024)
+    origin: int
+    end: int  # pts after the last packet's last sample
+
+
+def aac_copy_index(source: str | Path) -> _AacIndex | None:
+    """How ``source``'s sound can be copied packet by packet, or None when it must be re-encoded:
+    AAC-LC, mono or stereo, in a container that keeps a 1/rate time base (MP4/MOV), packets of
+    1024 samples that follow each other without a gap or overlap. Read by demuxing, plus a decode
+    of the first packets (the decoder's priming skip decides where sample 0 is)."""
+    if audio_problem(source):
+        return None
+    with open_input(source) as c:
+        if not c.streams.audio or not any(f in c.format.name for f in ("mov", "mp4")):
+            return None
+        s = c.streams.audio[0]
+        cc = s.codec_context
+        rate = int(cc.sample_rate or 0)
+        if cc.name != "aac" or cc.profile != "LC" or rate <= 0 or s.time_base != Fraction(1, rate):
+            return None
+        if len(source_layout(cc).channels) > 2 or not cc.extradata:
+            return None
+        frame = 1024
+        first_pts = end = None
+        origin = None
+        last_duration = frame
+        for p in c.demux(s):
+            if p.size == 0:
+                continue
+            if p.pts is None or p.duration is None or p.duration <= 0:
+                return None
+            if end is not None and p.pts != end:
+                return None  # a gap or an overlap: the decoded samples would not follow the pts
+            if end is not None and last_duration != frame:
+                return None  # only the last packet may be short
+            if first_pts is None:
+                first_pts = p.pts
+            if origin is None:
+                try:
+                    frames = p.decode()
+                except av.error.FFmpegError:
+                    return None
+                if frames:
+                    if frames[0].pts is None:
+                        return None
+                    origin = int(frames[0].pts)
+            last_duration = int(p.duration)
+            end = int(p.pts) + last_duration
+    if origin is None or end is None or origin < first_pts:
+        return None
+    return _AacIndex(rate, frame, origin, end)
+
+
+class _AacPackets:
+    """The source's AAC packets, read forward once; ``take`` gives the packets of one clip."""
+
+    def __init__(self, source: str | Path, index: _AacIndex):
+        self.index = index
+        self.container = open_input(source)
+        self.stream = self.container.streams.audio[0]
+        self._packets = (p for p in self.container.demux(self.stream) if p.size)
+        self._held: deque[tuple[int, int, bytes]] = deque()  # (pts, duration, data), in order
+
+    def covers(self, start_s: float, end_s: float) -> bool:
+        """Whether the sound lasts the whole clip (else it is re-encoded, padded with silence)."""
+        return int(round(end_s * self.index.rate)) + self.index.origin <= self.index.end
+
+    def take(self, start_s: float, end_s: float) -> tuple[int, list[tuple[int, int, bytes]]]:
+        """(a, packets): the clip's first sample's pts ``a`` and the packets that hold samples
+        [a, b), with the one before them, which the decoder needs for the first frame's overlap
+        (MDCT), and which the edit list then skips."""
+        ix = self.index
+        a = ix.origin + int(round(start_s * ix.rate))
+        b = ix.origin + int(round(end_s * ix.rate))
+        while self._held and self._held[0][0] + self._held[0][1] <= a - ix.frame:
+            self._held.popleft()
+        out = []
+        k = 0
+        while True:
+            if k >= len(self._held):
+                p = next(self._packets, None)
+                if p is None:
+                    break
+                self._held.append((int(p.pts), int(p.duration), bytes(p)))
+                if self._held[-1][0] + self._held[-1][1] <= a - ix.frame:
+                    self._held.popleft()
+                    continue
+            pts, dur, data = self._held[k]
+            if pts >= b:
+                break
+            out.append((pts, dur, data))
+            k += 1
+        # Packets wholly before the next clip's preroll are not needed again.
+        while self._held and self._held[0][0] + self._held[0][1] <= b - ix.frame:
+            self._held.popleft()
+        return a, out
+
+    def close(self):
+        self.container.close()
+
+
+class _ClipSound:
+    """A smart cut's sound: AAC-LC packets copied with a sample-exact edit list where the source
+    allows it (``ClipEncoding.copy_audio``), else decoded, cut and encoded as in a full re-encode."""
+
+    def __init__(self, source, enc: ClipEncoding, deadline: float | None):
+        self.source, self.deadline = source, deadline
+        index = aac_copy_index(source) if enc.copy_audio else None
+        self.packets = _AacPackets(source, index) if index is not None else None
+        self._cursor: _AudioCursor | None = None
+        self._cursor_opened = False
+        self.enc = enc
+
+    def cursor(self) -> _AudioCursor | None:
+        if not self._cursor_opened:
+            self._cursor_opened = True
+            self._cursor = _open_audio(self.source, self.deadline)
+        return self._cursor
+
+    def add_stream(self, out, start_s: float, end_s: float):
+        """The clip's audio stream: ("copy", stream), ("encode", stream) or None (no sound)."""
+        if self.packets is not None and self.packets.covers(start_s, end_s):
+            return "copy", out.add_stream_from_template(self.packets.stream)
+        cur = self.cursor()
+        if cur is None:
+            return None
+        return "encode", _add_audio_stream(out, cur, self.enc)
+
+    def write(self, out, handle, start_s: float, end_s: float) -> None:
+        if handle is None:
+            return
+        how, stream = handle
+        if how == "encode":
+            cur = self.cursor()
+            _encode_audio(out, stream, cur, cur.take(start_s, end_s))
+            for p in stream.encode():
+                out.mux(p)
+            return
+        a, packets = self.packets.take(start_s, end_s)
+        b = self.packets.index.origin + int(round(end_s * self.packets.index.rate))
+        tb = self.packets.stream.time_base
+        for k, (pts, dur, data) in enumerate(packets):
+            if k % 256 == 0 and self.deadline is not None and time.monotonic() > self.deadline:
+                raise DecodeTimeout("cutting the sound took longer than the decode limit")
+            q = av.Packet(data)
+            # Before the clip's first sample: negative pts, which the MP4 muxer turns into an
+            # edit list that the decoder honours (it skips them, as it skips AAC priming).
+            q.pts = q.dts = pts - a
+            q.duration = b - pts if k == len(packets) - 1 else dur  # the track ends at the clip's end
+            q.time_base = tb
+            q.stream = stream
+            out.mux(q)
+
+    def close(self):
+        if self.packets is not None:
+            self.packets.close()
+        if self._cursor is not None:
+            self._cursor.close()
 
 
 # --- entry point -----------------------------------------------------------------------------
@@ -535,7 +708,7 @@ class _Segment:
 
 
 class _SmartClipWriter:
-    def __init__(self, path, plan: SmartPlan, stream, start: int, audio, enc: ClipEncoding):
+    def __init__(self, path, plan: SmartPlan, stream, shot: Shot, sound: _ClipSound, enc: ClipEncoding):
         self.path = Path(path)
         self.plan = plan
         self.src = stream
@@ -543,9 +716,9 @@ class _SmartClipWriter:
         self.out = av.open(str(self.path), mode="w", format="mp4")
         self.vs = self.out.add_stream_from_template(stream)
         self.vs.time_base = stream.time_base
-        self.p0 = int(plan.pts[start])
-        self.audio = audio
-        self.aus = _add_audio_stream(self.out, audio, enc) if audio is not None else None
+        self.p0 = int(plan.pts[shot.start_frame])
+        self.sound = sound
+        self.aus = sound.add_stream(self.out, shot.start_s, shot.end_s)
         self.segment: _Segment | None = None
         self.frames = 0
         self.copied = 0
@@ -601,10 +774,7 @@ class _SmartClipWriter:
     def close(self, shot: Shot) -> ClipFile:
         self.end_segment()
         self.track.close(shot.end_s - shot.start_s)
-        if self.audio is not None:
-            _encode_audio(self.out, self.aus, self.audio, self.audio.take(shot.start_s, shot.end_s))
-            for p in self.aus.encode():
-                self.out.mux(p)
+        self.sound.write(self.out, self.aus, shot.start_s, shot.end_s)
         self.out.close()
         cc = self.src.codec_context
         method = "smart" if self.copied else "encode"
@@ -643,7 +813,7 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
         except Exception:  # noqa: BLE001 - threading is an optimisation only
             pass
         dec = stream.codec_context
-        audio = _open_audio(source, deadline)
+        sound = _ClipSound(source, encoding, deadline)
         decoding = False
 
         def clip_of(i: int) -> int | None:
@@ -653,7 +823,7 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
         def writer(c: int) -> _SmartClipWriter:
             if c not in writers:
                 # Clips finish in order: any earlier clip still open is complete.
-                writers[c] = _SmartClipWriter(out_paths[c], plan, stream, shots[c].start_frame, audio, encoding)
+                writers[c] = _SmartClipWriter(out_paths[c], plan, stream, shots[c], sound, encoding)
             return writers[c]
 
         def finish(c: int) -> None:
@@ -723,8 +893,7 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
                     raise DecodeTimeout(f"cutting took longer than the limit of {decode_timeout_s:g}s")
             drain()
         finally:
-            if audio is not None:
-                audio.close()
+            sound.close()
             for w in writers.values():  # only on an error: close what was open
                 w.out.close()
     if any(r is None for r in results):
