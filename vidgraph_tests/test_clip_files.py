@@ -125,8 +125,10 @@ def test_smart_cut_on_real_footage(shared_media, tmp_path):
     src = shared_media / "wannaworktogether.mp4"
     plan = smart_plan(src)
     assert plan is not None
-    # From frame 7 to just past the second keyframe: a head, one whole copied GOP, a tail.
+    # From frame 7 to just past the second keyframe: a head, one whole copied GOP, a tail. The
+    # source has no B-frames, so the tail is the next GOP's first 12 packets: copied as well.
     g1, g2 = plan.gop_start[1], plan.gop_start[2]
+    assert plan.prefix_is_closed(2, 12)
     with open_input(src) as c:
         ref = []
         for df in iter_video_frames(c, c.streams.video[0]):
@@ -135,10 +137,11 @@ def test_smart_cut_on_real_footage(shared_media, tmp_path):
             ref.append((df.t_s, df.frame.to_ndarray(format="gray")))
     shot = Shot(7, g2 + 12, ref[7][0], ref[g2 + 12][0])
     (f,) = cut_clips(src, [shot], [tmp_path / "w.mp4"])
-    assert f.method == "smart" and f.copied_frames == g2 - g1
+    assert f.method == "smart" and f.copied_frames == g2 + 12 - g1
     got = decoded(f.path)
     assert len(got) == shot.n_frames
     assert np.array_equal(got[g1 - 7][1], ref[g1][1])  # the copied keyframe, bit-exact
+    assert all(np.array_equal(got[i - 7][1], ref[i][1]) for i in range(g2, g2 + 12))  # the copied tail
     assert np.abs(got[0][1].astype(int) - ref[7][1].astype(int)).mean() < 3
     assert got[-1][0] == pytest.approx(ref[g2 + 11][0] - ref[7][0], abs=1e-6)
 

@@ -555,9 +555,20 @@ class SmartPlan:
     gop_last_packet: list[int] = field(default_factory=list)  # decode-order index of each GOP's last packet
     nal_length_size: int = 4
     param_sets: list[bytes] = field(default_factory=list)
+    rank: list[int] = field(default_factory=list)  # decode order -> frame index
 
     def gop_end(self, g: int) -> int:
         return self.gop_start[g + 1] if g + 1 < len(self.gop_start) else len(self.pts)
+
+    def gop_first_packet(self, g: int) -> int:
+        return self.gop_last_packet[g - 1] + 1 if g > 0 else 0
+
+    def prefix_is_closed(self, g: int, m: int) -> bool:
+        """Whether GOP ``g``'s first ``m`` packets in decode order are exactly its first ``m``
+        frames (always without B-frames): copied, they decode to those frames and no others,
+        since a packet only refers to packets before it."""
+        first = self.gop_first_packet(g)
+        return 0 < m <= self.gop_end(g) - self.gop_start[g] and max(self.rank[first:first + m]) == self.gop_start[g] + m - 1
 
     def segments(self, start: int, end: int) -> tuple[int, int]:
         """The run of whole GOPs [g1, g2) inside frames [start, end) (g1 == g2: none)."""
@@ -658,7 +669,7 @@ def smart_plan(source: str | Path, shots: Sequence[Shot] = ()) -> SmartPlan | No
     if lo != gop_start[-1] or hi != len(pts) - 1:
         return None
     gop_last.append(len(pts) - 1)
-    return SmartPlan(cc.name, sorted_pts, gop_start, key_offset, gop_of_packet, gop_last, ps[0], ps[1])
+    return SmartPlan(cc.name, sorted_pts, gop_start, key_offset, gop_of_packet, gop_last, ps[0], ps[1], rank.tolist())
 
 
 def _annexb_to_length_prefixed(data: bytes, size: int) -> bytes:
@@ -785,18 +796,33 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
     n = len(plan.pts)
     index_of_pts = {int(p): i for i, p in enumerate(plan.pts)}
     starts = [s.start_frame for s in shots]
-    # Per clip: its copied GOP run [g1, g2); frames outside it are re-encoded.
+    # Per clip: its copied GOP run [g1, g2); frames outside it are re-encoded, except a tail
+    # that is a closed prefix of the next GOP (its first frames in decode order): those packets
+    # are copied too (tail_start[c]: its first frame; the clip's end where there is none).
     runs = [plan.segments(s.start_frame, s.end_frame) for s in shots]
     copy_clip: dict[int, int] = {}
     for c, (g1, g2) in enumerate(runs):
         for g in range(g1, g2):
             copy_clip[g] = c
+    tail_start = [s.end_frame for s in shots]
+    tail_of_packet: dict[int, int] = {}  # decode-order index of a copied tail packet -> clip
+    tail_last: dict[int, int] = {}  # clip -> decode-order index of its last copied tail packet
+    for c, (s, (g1, g2)) in enumerate(zip(shots, runs)):
+        if g2 < len(plan.gop_start) and plan.gop_start[g2] < s.end_frame:
+            m = s.end_frame - plan.gop_start[g2]
+            if plan.prefix_is_closed(g2, m):
+                tail_start[c] = plan.gop_start[g2]
+                first = plan.gop_first_packet(g2)
+                tail_of_packet.update((k, c) for k in range(first, first + m))
+                tail_last[c] = first + m - 1
+    # The first copied frame of each clip (its end when none is): the head ends there.
+    copy_start = [plan.gop_start[g1] if g1 < g2 else tail_start[c] for c, (g1, g2) in enumerate(runs)]
     # GOPs that hold at least one re-encoded frame of some clip must be decoded.
     decode_gops: set[int] = set()
-    for s, (g1, g2) in zip(shots, runs):
-        enc_ranges = [(s.start_frame, plan.gop_start[g1] if g1 < g2 else s.end_frame)]
+    for c, (s, (g1, g2)) in enumerate(zip(shots, runs)):
+        enc_ranges = [(s.start_frame, copy_start[c])]
         if g1 < g2:
-            enc_ranges.append((plan.gop_end(g2 - 1), s.end_frame))
+            enc_ranges.append((plan.gop_end(g2 - 1), tail_start[c]))
         for a, b in enc_ranges:
             if a < b:
                 ga = bisect_right(plan.gop_start, a) - 1
@@ -842,14 +868,16 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
             g1, g2 = runs[c]
             if g1 < g2 and plan.gop_start[g1] <= i < plan.gop_end(g2 - 1):
                 raise _NotSmart("a frame of a copied GOP came out of the decoder")
+            if i >= tail_start[c]:
+                return  # decoded for the next clip's head; this clip has its packet
             # Re-encoded packets get dts = pts - offset: the head ends below the first copied
             # keyframe's dts, the tail starts at its own keyframe's source dts.
-            if g1 == g2:
-                offset = 0
-            elif i < plan.gop_start[g1]:
-                offset = plan.key_offset[g1]
-            else:
+            if i < copy_start[c] < shots[c].end_frame:
+                offset = plan.key_offset[g1 if g1 < g2 else g2]
+            elif g1 < g2:
                 offset = plan.key_offset[g2]
+            else:
+                offset = 0
             writer(c).add_frame(frame, i, offset)
             if i == shots[c].end_frame - 1:
                 finish(c)
@@ -878,16 +906,25 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
                     g1, g2 = runs[c]
                     if k == plan.gop_last_packet[g2 - 1] and plan.gop_end(g2 - 1) == shots[c].end_frame:
                         finish(c)
-                elif g in decode_gops:
-                    decoding = True
-                    try:
-                        frames = dec.decode(packet)
-                    except av.error.FFmpegError as e:
-                        raise _NotSmart(f"damaged packet: {e}") from e
-                    for f in frames:
-                        on_frame(f)
-                elif decoding:
-                    drain()
+                else:
+                    if k in tail_of_packet:
+                        c = tail_of_packet[k]
+                        first = k == plan.gop_first_packet(g)
+                        if first:
+                            drain()  # the head's frames go before the copied keyframe
+                        writer(c).add_packet(packet, first)
+                        if k == tail_last[c]:
+                            finish(c)
+                    if g in decode_gops:  # also a copied tail's packets: the next clip's head needs them
+                        decoding = True
+                        try:
+                            frames = dec.decode(packet)
+                        except av.error.FFmpegError as e:
+                            raise _NotSmart(f"damaged packet: {e}") from e
+                        for f in frames:
+                            on_frame(f)
+                    elif decoding:
+                        drain()
                 k += 1
                 if decode_timeout_s is not None and k % 64 == 0 and time.monotonic() - start > decode_timeout_s:
                     raise DecodeTimeout(f"cutting took longer than the limit of {decode_timeout_s:g}s")
