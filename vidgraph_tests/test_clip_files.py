@@ -186,3 +186,29 @@ def test_raw_clips_rows_do_not_depend_on_clip_files(tmp_path):
     # A setting change publishes an empty clip_files shard: no stale file is read.
     build_clip_files(store, shard, RawClipsSettings(clip_files="none"))
     assert not any(m.is_clip_file for m in clip_media_for_shard(store, shard).values())
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_smart_cut_of_an_old_x264_source_keeps_its_version_sei(shared_media, tmp_path):
+    """cockatoo.mp4 is 4:4:4 from x264 core 142, whose bug FFmpeg undoes only after reading the
+    version SEI of the first frame: a clip starting at a later keyframe (copied, or decoded for a
+    head) carries that SEI, else every frame of it decodes to garbage (about 6 dB)."""
+    src = shared_media / "cockatoo.mp4"
+    plan = smart_plan(src)
+    assert plan is not None and b"x264 - core 142" in plan.encoder_sei
+    k1 = plan.gop_start[1]  # 76
+    with open_input(src) as c:
+        ref = [df.frame.to_ndarray(format="yuv444p") for df in iter_video_frames(c, c.streams.video[0])]
+    shots = [Shot(k1, k1 + 30, k1 / 20, (k1 + 30) / 20), Shot(k1 + 40, k1 + 60, (k1 + 40) / 20, (k1 + 60) / 20)]
+    files = cut_clips(src, shots, [tmp_path / "a.mp4", tmp_path / "b.mp4"])
+    assert [(f.method, f.copied_frames) for f in files] == [("smart", 30), ("encode", 0)]
+    for s, f in zip(shots, files):
+        with open_input(f.path) as c:
+            got = [df.frame.to_ndarray(format="yuv444p") for df in iter_video_frames(c, c.streams.video[0])]
+        assert len(got) == s.n_frames
+        worst = min(_psnr(g, ref[s.start_frame + j]) for j, g in enumerate(got))
+        assert worst > 40, f"{f.method} clip at {s.start_frame}: {worst:.1f} dB"

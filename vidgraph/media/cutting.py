@@ -556,6 +556,10 @@ class SmartPlan:
     nal_length_size: int = 4
     param_sets: list[bytes] = field(default_factory=list)
     rank: list[int] = field(default_factory=list)  # decode order -> frame index
+    # The encoder's version SEI of an x264 source (in its first packet only), length-prefixed:
+    # FFmpeg's decoder reads the x264 build from it to undo old x264 bugs (4:4:4 before core 151),
+    # so a decode that starts at a later keyframe needs it too.
+    encoder_sei: bytes = b""
 
     def gop_end(self, g: int) -> int:
         return self.gop_start[g + 1] if g + 1 < len(self.gop_start) else len(self.pts)
@@ -632,11 +636,14 @@ def smart_plan(source: str | Path, shots: Sequence[Shot] = ()) -> SmartPlan | No
             return None
         tb = s.time_base or Fraction(1, 90000)
         pts, dts, keys = [], [], []
+        encoder_sei = b""
         for p in c.demux(s):
             if p.size == 0:
                 continue
             if p.pts is None or p.dts is None:
                 return None
+            if not pts and cc.name == "h264":
+                encoder_sei = _x264_sei(bytes(p), ps[0])
             pts.append(p.pts)
             dts.append(p.dts)
             keys.append(bool(p.is_keyframe))
@@ -669,7 +676,20 @@ def smart_plan(source: str | Path, shots: Sequence[Shot] = ()) -> SmartPlan | No
     if lo != gop_start[-1] or hi != len(pts) - 1:
         return None
     gop_last.append(len(pts) - 1)
-    return SmartPlan(cc.name, sorted_pts, gop_start, key_offset, gop_of_packet, gop_last, ps[0], ps[1], rank.tolist())
+    return SmartPlan(cc.name, sorted_pts, gop_start, key_offset, gop_of_packet, gop_last, ps[0], ps[1], rank.tolist(),
+                     encoder_sei)
+
+
+def _x264_sei(data: bytes, size: int) -> bytes:
+    """The length-prefixed SEI NAL units of an H.264 sample that carry x264's version string."""
+    out, pos = b"", 0
+    while pos + size <= len(data):
+        ln = int.from_bytes(data[pos:pos + size], "big")
+        nal = data[pos + size:pos + size + ln]
+        if nal and nal[0] & 0x1F == 6 and b"x264 - core " in nal:
+            out += data[pos:pos + size + ln]
+        pos += size + ln
+    return out
 
 
 def _annexb_to_length_prefixed(data: bytes, size: int) -> bytes:
@@ -767,6 +787,9 @@ class _SmartClipWriter:
     def add_packet(self, packet: av.Packet, first_of_gop: bool) -> None:
         self.end_segment()
         data = bytes(packet)
+        if first_of_gop and (self.need_param_sets or self.copied == 0):
+            # The source encoder's SEI, which the decoder may need for these frames (x264 bugs).
+            data = self.plan.encoder_sei + data
         if first_of_gop and self.need_param_sets:
             # The re-encoded seam replaced the decoder's parameter sets: restore the source's.
             size = self.plan.nal_length_size
@@ -790,6 +813,12 @@ class _SmartClipWriter:
         cc = self.src.codec_context
         method = "smart" if self.copied else "encode"
         return ClipFile(self.path, self.frames, self.aus is not None, cc.width, cc.height, method, self.copied)
+
+
+def _with_prefix(packet: av.Packet, prefix: bytes) -> av.Packet:
+    q = av.Packet(prefix + bytes(packet))
+    q.pts, q.dts, q.time_base, q.is_keyframe = packet.pts, packet.dts, packet.time_base, packet.is_keyframe
+    return q
 
 
 def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, decode_timeout_s) -> list[ClipFile]:
@@ -917,6 +946,8 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
                             finish(c)
                     if g in decode_gops:  # also a copied tail's packets: the next clip's head needs them
                         decoding = True
+                        if plan.encoder_sei and k == plan.gop_first_packet(g) and k > 0:
+                            packet = _with_prefix(packet, plan.encoder_sei)
                         try:
                             frames = dec.decode(packet)
                         except av.error.FFmpegError as e:
