@@ -212,3 +212,65 @@ def test_smart_cut_of_an_old_x264_source_keeps_its_version_sei(shared_media, tmp
         assert len(got) == s.n_frames
         worst = min(_psnr(g, ref[s.start_frame + j]) for j, g in enumerate(got))
         assert worst > 40, f"{f.method} clip at {s.start_frame}: {worst:.1f} dB"
+
+
+def _x264_options(path: Path) -> list[str]:
+    """The option strings of the x264 version SEIs in a file's video packets, in file order."""
+    out = []
+    with av.open(str(path)) as c:
+        for p in c.demux(video=0):
+            data = bytes(p)
+            at = data.find(b"x264 - core ")
+            if at >= 0:
+                out.append(data[at:data.find(b"\x00", at)].decode("latin-1"))
+    return out
+
+
+def test_smart_cut_copies_closed_tails_and_sound_and_encodes_seams_with_the_seam_preset(tmp_path):
+    """A source without B-frames (GOP 25): a tail from a keyframe to the clip's end is its GOP's
+    first packets, so it is copied; only heads (cut to keyframe) are encoded, with the seam preset
+    (superfast, mbtree kept), at the source's quality (PSNR). AAC sound is copied, bit-exact."""
+    src = gop_video(tmp_path / "ip.mp4", n=200, extra={"bf": "0"})
+    plan = smart_plan(src)
+    assert plan is not None and max(plan.key_offset) == 0
+    ref = decoded(src)
+    with open_input(src) as c:
+        ref_yuv = [df.frame.to_ndarray(format="yuv420p") for df in iter_video_frames(c, c.streams.video[0])]
+    with av.open(str(src)) as c:
+        sound = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)
+        rate = c.streams.audio[0].codec_context.sample_rate
+    # [0, 37): GOP 0 + a 12-frame tail; [37, 60): a head decoded from the GOP whose first packets
+    # clip 0 copied, then a tail; [60, 110): head, GOPs 75-99, tail; [110, 200): head, GOPs 125-199.
+    cuts = [0, 37, 60, 110, 200]
+    shots = shots_at(ref, cuts)
+    files = cut_clips(src, shots, [tmp_path / f"t{i}.mp4" for i in range(len(shots))])
+    assert [(f.method, f.copied_frames) for f in files] == [("smart", 37), ("smart", 10), ("smart", 35), ("smart", 75)]
+    heads = {37: 50, 60: 75, 110: 125}  # encoded frames: [cut, next keyframe)
+    worst = 99.0
+    for s, f in zip(shots, files):
+        with open_input(f.path) as c:
+            got = [(df.t_s, df.frame.to_ndarray(format="yuv420p")) for df in iter_video_frames(c, c.streams.video[0])]
+        with av.open(str(f.path)) as c:
+            a = c.streams.audio[0]
+            track_s = float(a.duration * a.time_base)
+            clip_sound = np.concatenate([fr.to_ndarray() for fr in c.decode(a)], axis=1)
+        assert len(got) == s.n_frames == f.n_frames
+        for j, (t, img) in enumerate(got):
+            i = s.start_frame + j
+            assert t == pytest.approx(ref[i][0] - ref[s.start_frame][0], abs=1e-9)
+            if s.start_frame <= i < heads.get(s.start_frame, s.start_frame):
+                worst = min(worst, _psnr(img, ref_yuv[i]))
+            else:
+                assert np.array_equal(img, ref_yuv[i]), f"copied frame {i} differs"
+        # Sound: the source's own samples from the clip's first one, and the track ends with the clip.
+        lo, hi = round(s.start_s * rate), round(s.end_s * rate)
+        assert track_s == pytest.approx(s.duration_s, abs=1e-3)
+        assert clip_sound.shape[1] >= hi - lo and np.array_equal(clip_sound[:, :hi - lo], sound[:, lo:hi])
+    assert worst > 38, f"a seam frame at {worst:.1f} dB"
+    # The seams were encoded with the seam preset; the copied keyframes keep the source's SEI.
+    enc = ClipEncoding()
+    assert enc.describe()["seam_preset"] == "superfast" and "mbtree" in enc.describe()["seam_x264_params"]
+    seam, source_sei = _x264_options(files[1].path)[0], _x264_options(src)[0]
+    assert "subme=1" in seam and "me=dia" in seam and "mbtree=1" in seam and "rc_lookahead=10" in seam and "bframes=0" in seam
+    assert "subme=2" in source_sei and "me=hex" in source_sei  # veryfast
+    assert _x264_options(files[1].path)[1] == source_sei
