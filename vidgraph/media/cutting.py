@@ -2,17 +2,22 @@
 
 Two ways, same frames out:
 
-- **Smart cut** (H.264 or HEVC in MP4/MOV/Matroska, closed GOPs, 8-bit 4:2:0): the clip's whole
+- **Smart cut** (H.264 or HEVC in MP4/MOV/Matroska, closed GOPs, 8-bit YUV): the clip's whole
   GOPs are copied as packets; only the frames from the cut to the next keyframe (the head) and
-  from the end of the last whole GOP to the clip's end (the tail) are decoded and re-encoded.
-  The re-encoded parts carry their own parameter sets in-band, and the first copied keyframe
-  gets the source's parameter sets again, so a decoder switches cleanly at each seam.
+  from the end of the last whole GOP to the clip's end (the tail) are decoded and re-encoded,
+  with ``ClipEncoding.seam_preset``. A tail that is its GOP's first packets in decode order
+  (always so without B-frames) is copied as well. Only GOPs that hold a re-encoded frame are
+  decoded. The re-encoded parts carry their own parameter sets in-band, and the first copied
+  keyframe gets the source's parameter sets (and an x264 source's version SEI) again, so a
+  decoder switches cleanly at each seam. AAC-LC sound is copied as packets, trimmed to the
+  clip's samples by an edit list (``ClipEncoding.copy_audio``).
 - **Full re-encode** (every other source, or ``ClipEncoding.smart=False``): every frame is
   decoded and encoded with libx264.
 
 Video frames are routed to clips by frame index (the same indices the analysis pass used);
-audio is decoded from a second, audio-only demux of the file, resampled to a layout and rate
-AAC accepts (mono or stereo, at most 48 kHz) and cut at the clips' timestamps, sample-accurately.
+audio that is not copied is decoded from a second, audio-only demux of the file, resampled to a
+layout and rate AAC accepts (mono or stereo, at most 48 kHz) and cut at the clips' timestamps,
+sample-accurately.
 Only one clip is open at a time, so memory stays bounded.
 """
 
