@@ -70,9 +70,12 @@ def test_smart_cut_copies_whole_gops_and_is_frame_accurate(tmp_path):
     cuts = [0, 37, 50, 110, 113, 200]
     shots = shots_at(ref, cuts)
     files = cut_clips(src, shots, [tmp_path / f"c{i}.mp4" for i in range(len(shots))])
-    # Copied frames: the whole GOPs inside each clip.
+    # Copied frames: the whole GOPs inside each clip, and of a tail from a keyframe the longest
+    # run of packets that decodes to its first frames alone (here B-frames end it early).
+    tails = {c: plan.closed_prefix(e // GOP, e % GOP) for c, e in enumerate(cuts[1:]) if e % GOP and e // GOP * GOP >= cuts[c]}
+    assert 0 < tails[0] < 12 and 0 < tails[2] < 10 and set(tails) == {0, 2}
     assert [(f.method, f.copied_frames) for f in files] == [
-        ("smart", 25), ("encode", 0), ("smart", 50), ("encode", 0), ("smart", 75)]
+        ("smart", 25 + tails[0]), ("encode", 0), ("smart", 50 + tails[2]), ("encode", 0), ("smart", 75)]
     for s, f in zip(shots, files):
         got = decoded(f.path)
         assert len(got) == s.n_frames == f.n_frames
@@ -89,6 +92,10 @@ def test_smart_cut_copies_whole_gops_and_is_frame_accurate(tmp_path):
         with av.open(str(f.path)) as c:  # sound cut to the clip
             a = c.streams.audio[0]
             assert float(a.duration * a.time_base) == pytest.approx(s.duration_s, abs=0.03)
+    # The rest of clip 0's tail (fewer than SHORT_SEAM frames) is encoded without the macroblock
+    # tree; the 13-frame head of clip 1 (37-50) with it.
+    assert "mbtree=0" in _x264_options(files[0].path)[-1] and "subme=1" in _x264_options(files[0].path)[-1]
+    assert "mbtree=1" in _x264_options(files[1].path)[0]
 
 
 def test_uniform_encoding_and_open_gops_are_re_encoded(tmp_path):
@@ -115,7 +122,12 @@ def test_smart_cut_hevc(tmp_path):
     ref = decoded(src)
     shots = shots_at(ref, [0, 10, 75])
     files = cut_clips(src, shots, [tmp_path / "h0.mp4", tmp_path / "h1.mp4"])
-    assert [(f.method, f.copied_frames) for f in files] == [("encode", 0), ("smart", 50)]
+    head = plan.closed_prefix(0, 10)  # clip 0: the first packets of GOP 0, the rest re-encoded
+    assert 0 < head < 10
+    assert [(f.method, f.copied_frames) for f in files] == [("smart", head), ("smart", 50)]
+    got0 = decoded(files[0].path)
+    assert len(got0) == 10 and all(np.array_equal(got0[i][1], ref[i][1]) for i in range(head))
+    assert all(np.abs(got0[i][1].astype(int) - ref[i][1].astype(int)).mean() < 4 for i in range(head, 10))
     got = decoded(files[1].path)
     assert len(got) == 65
     assert np.array_equal(got[-1][1], ref[-1][1]) and np.array_equal(got[15][1], ref[25][1])
