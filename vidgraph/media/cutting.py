@@ -5,8 +5,8 @@ Two ways, same frames out:
 - **Smart cut** (H.264 or HEVC in MP4/MOV/Matroska, closed GOPs, 8-bit YUV): the clip's whole
   GOPs are copied as packets; only the frames from the cut to the next keyframe (the head) and
   from the end of the last whole GOP to the clip's end (the tail) are decoded and re-encoded,
-  with ``ClipEncoding.seam_preset``. A tail that is its GOP's first packets in decode order
-  (always so without B-frames) is copied as well. Only GOPs that hold a re-encoded frame are
+  with ``ClipEncoding.seam_preset``. Of a tail, the longest run of its GOP's first packets that
+  decodes to the tail's first frames alone (all of it without B-frames) is copied as well. Only GOPs that hold a re-encoded frame are
   decoded. The re-encoded parts carry their own parameter sets in-band, and the first copied
   keyframe gets the source's parameter sets (and an x264 source's version SEI) again, so a
   decoder switches cleanly at each seam. AAC-LC sound is copied as packets, trimmed to the
