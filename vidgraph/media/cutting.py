@@ -6,8 +6,8 @@ Two ways, same frames out:
   GOPs are copied as packets; only the frames from the cut to the next keyframe (the head) and
   from the end of the last whole GOP to the clip's end (the tail) are decoded and re-encoded,
   with ``ClipEncoding.seam_preset``. Of a tail, the longest run of its GOP's first packets that
-  decodes to the tail's first frames alone (all of it without B-frames) is copied as well. Only GOPs that hold a re-encoded frame are
-  decoded. The re-encoded parts carry their own parameter sets in-band, and the first copied
+  decodes to the tail's first frames alone (all of it without B-frames) is copied as well. Only
+  GOPs that hold a re-encoded frame are decoded. The re-encoded parts carry their own parameter sets in-band, and the first copied
   keyframe gets the source's parameter sets (and an x264 source's version SEI) again, so a
   decoder switches cleanly at each seam. AAC-LC sound is copied as packets, trimmed to the
   clip's samples by an edit list (``ClipEncoding.copy_audio``).
@@ -52,7 +52,8 @@ class ClipEncoding:
     # Smart cut only: the re-encoded seams (the frames from a cut to the next keyframe, and a
     # tail that cannot be copied) at the same crf with a faster preset. "superfast" with x264's
     # macroblock tree kept (mbtree=1:rc-lookahead=10; superfast turns it off) costs about 25 %
-    # less CPU than "veryfast" at the same size and PSNR (bench/README.md, "## Pipeline").
+    # less CPU than "veryfast" at the same size and PSNR (bench/README.md, "Smart cutting: where
+    # the time goes"). Seams under SHORT_SEAM frames leave seam_x264_params out.
     seam_preset: str = "superfast"
     seam_x264_params: str = "mbtree=1:rc-lookahead=10"
 
