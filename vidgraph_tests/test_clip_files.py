@@ -70,9 +70,12 @@ def test_smart_cut_copies_whole_gops_and_is_frame_accurate(tmp_path):
     cuts = [0, 37, 50, 110, 113, 200]
     shots = shots_at(ref, cuts)
     files = cut_clips(src, shots, [tmp_path / f"c{i}.mp4" for i in range(len(shots))])
-    # Copied frames: the whole GOPs inside each clip.
+    # Copied frames: the whole GOPs inside each clip, and of a tail from a keyframe the longest
+    # run of packets that decodes to its first frames alone (here B-frames end it early).
+    tails = {c: plan.closed_prefix(e // GOP, e % GOP) for c, e in enumerate(cuts[1:]) if e % GOP and e // GOP * GOP >= cuts[c]}
+    assert 0 < tails[0] < 12 and 0 < tails[2] < 10 and set(tails) == {0, 2}
     assert [(f.method, f.copied_frames) for f in files] == [
-        ("smart", 25), ("encode", 0), ("smart", 50), ("encode", 0), ("smart", 75)]
+        ("smart", 25 + tails[0]), ("encode", 0), ("smart", 50 + tails[2]), ("encode", 0), ("smart", 75)]
     for s, f in zip(shots, files):
         got = decoded(f.path)
         assert len(got) == s.n_frames == f.n_frames
@@ -89,6 +92,10 @@ def test_smart_cut_copies_whole_gops_and_is_frame_accurate(tmp_path):
         with av.open(str(f.path)) as c:  # sound cut to the clip
             a = c.streams.audio[0]
             assert float(a.duration * a.time_base) == pytest.approx(s.duration_s, abs=0.03)
+    # The rest of clip 0's tail (fewer than SHORT_SEAM frames) is encoded without the macroblock
+    # tree; the 13-frame head of clip 1 (37-50) with it.
+    assert "mbtree=0" in _x264_options(files[0].path)[-1] and "subme=1" in _x264_options(files[0].path)[-1]
+    assert "mbtree=1" in _x264_options(files[1].path)[0]
 
 
 def test_uniform_encoding_and_open_gops_are_re_encoded(tmp_path):
@@ -115,7 +122,12 @@ def test_smart_cut_hevc(tmp_path):
     ref = decoded(src)
     shots = shots_at(ref, [0, 10, 75])
     files = cut_clips(src, shots, [tmp_path / "h0.mp4", tmp_path / "h1.mp4"])
-    assert [(f.method, f.copied_frames) for f in files] == [("encode", 0), ("smart", 50)]
+    head = plan.closed_prefix(0, 10)  # clip 0: the first packets of GOP 0, the rest re-encoded
+    assert 0 < head < 10
+    assert [(f.method, f.copied_frames) for f in files] == [("smart", head), ("smart", 50)]
+    got0 = decoded(files[0].path)
+    assert len(got0) == 10 and all(np.array_equal(got0[i][1], ref[i][1]) for i in range(head))
+    assert all(np.abs(got0[i][1].astype(int) - ref[i][1].astype(int)).mean() < 4 for i in range(head, 10))
     got = decoded(files[1].path)
     assert len(got) == 65
     assert np.array_equal(got[-1][1], ref[-1][1]) and np.array_equal(got[15][1], ref[25][1])
@@ -125,8 +137,10 @@ def test_smart_cut_on_real_footage(shared_media, tmp_path):
     src = shared_media / "wannaworktogether.mp4"
     plan = smart_plan(src)
     assert plan is not None
-    # From frame 7 to just past the second keyframe: a head, one whole copied GOP, a tail.
+    # From frame 7 to just past the second keyframe: a head, one whole copied GOP, a tail. The
+    # source has no B-frames, so the tail is the next GOP's first 12 packets: copied as well.
     g1, g2 = plan.gop_start[1], plan.gop_start[2]
+    assert plan.prefix_is_closed(2, 12)
     with open_input(src) as c:
         ref = []
         for df in iter_video_frames(c, c.streams.video[0]):
@@ -135,10 +149,11 @@ def test_smart_cut_on_real_footage(shared_media, tmp_path):
             ref.append((df.t_s, df.frame.to_ndarray(format="gray")))
     shot = Shot(7, g2 + 12, ref[7][0], ref[g2 + 12][0])
     (f,) = cut_clips(src, [shot], [tmp_path / "w.mp4"])
-    assert f.method == "smart" and f.copied_frames == g2 - g1
+    assert f.method == "smart" and f.copied_frames == g2 + 12 - g1
     got = decoded(f.path)
     assert len(got) == shot.n_frames
     assert np.array_equal(got[g1 - 7][1], ref[g1][1])  # the copied keyframe, bit-exact
+    assert all(np.array_equal(got[i - 7][1], ref[i][1]) for i in range(g2, g2 + 12))  # the copied tail
     assert np.abs(got[0][1].astype(int) - ref[7][1].astype(int)).mean() < 3
     assert got[-1][0] == pytest.approx(ref[g2 + 11][0] - ref[7][0], abs=1e-6)
 
@@ -183,3 +198,91 @@ def test_raw_clips_rows_do_not_depend_on_clip_files(tmp_path):
     # A setting change publishes an empty clip_files shard: no stale file is read.
     build_clip_files(store, shard, RawClipsSettings(clip_files="none"))
     assert not any(m.is_clip_file for m in clip_media_for_shard(store, shard).values())
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_smart_cut_of_an_old_x264_source_keeps_its_version_sei(shared_media, tmp_path):
+    """cockatoo.mp4 is 4:4:4 from x264 core 142, whose bug FFmpeg undoes only after reading the
+    version SEI of the first frame: a clip starting at a later keyframe (copied, or decoded for a
+    head) carries that SEI, else every frame of it decodes to garbage (about 6 dB)."""
+    src = shared_media / "cockatoo.mp4"
+    plan = smart_plan(src)
+    assert plan is not None and b"x264 - core 142" in plan.encoder_sei
+    k1 = plan.gop_start[1]  # 76
+    with open_input(src) as c:
+        ref = [df.frame.to_ndarray(format="yuv444p") for df in iter_video_frames(c, c.streams.video[0])]
+    shots = [Shot(k1, k1 + 30, k1 / 20, (k1 + 30) / 20), Shot(k1 + 40, k1 + 60, (k1 + 40) / 20, (k1 + 60) / 20)]
+    files = cut_clips(src, shots, [tmp_path / "a.mp4", tmp_path / "b.mp4"])
+    assert [(f.method, f.copied_frames) for f in files] == [("smart", 30), ("encode", 0)]
+    for s, f in zip(shots, files):
+        with open_input(f.path) as c:
+            got = [df.frame.to_ndarray(format="yuv444p") for df in iter_video_frames(c, c.streams.video[0])]
+        assert len(got) == s.n_frames
+        worst = min(_psnr(g, ref[s.start_frame + j]) for j, g in enumerate(got))
+        assert worst > 40, f"{f.method} clip at {s.start_frame}: {worst:.1f} dB"
+
+
+def _x264_options(path: Path) -> list[str]:
+    """The option strings of the x264 version SEIs in a file's video packets, in file order."""
+    out = []
+    with av.open(str(path)) as c:
+        for p in c.demux(video=0):
+            data = bytes(p)
+            at = data.find(b"x264 - core ")
+            if at >= 0:
+                out.append(data[at:data.find(b"\x00", at)].decode("latin-1"))
+    return out
+
+
+def test_smart_cut_copies_closed_tails_and_sound_and_encodes_seams_with_the_seam_preset(tmp_path):
+    """A source without B-frames (GOP 25): a tail from a keyframe to the clip's end is its GOP's
+    first packets, so it is copied; only heads (cut to keyframe) are encoded, with the seam preset
+    (superfast, mbtree kept), at the source's quality (PSNR). AAC sound is copied, bit-exact."""
+    src = gop_video(tmp_path / "ip.mp4", n=200, extra={"bf": "0"})
+    plan = smart_plan(src)
+    assert plan is not None and max(plan.key_offset) == 0
+    ref = decoded(src)
+    with open_input(src) as c:
+        ref_yuv = [df.frame.to_ndarray(format="yuv420p") for df in iter_video_frames(c, c.streams.video[0])]
+    with av.open(str(src)) as c:
+        sound = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)
+        rate = c.streams.audio[0].codec_context.sample_rate
+    # [0, 37): GOP 0 + a 12-frame tail; [37, 60): a head decoded from the GOP whose first packets
+    # clip 0 copied, then a tail; [60, 110): head, GOPs 75-99, tail; [110, 200): head, GOPs 125-199.
+    cuts = [0, 37, 60, 110, 200]
+    shots = shots_at(ref, cuts)
+    files = cut_clips(src, shots, [tmp_path / f"t{i}.mp4" for i in range(len(shots))])
+    assert [(f.method, f.copied_frames) for f in files] == [("smart", 37), ("smart", 10), ("smart", 35), ("smart", 75)]
+    heads = {37: 50, 60: 75, 110: 125}  # encoded frames: [cut, next keyframe)
+    worst = 99.0
+    for s, f in zip(shots, files):
+        with open_input(f.path) as c:
+            got = [(df.t_s, df.frame.to_ndarray(format="yuv420p")) for df in iter_video_frames(c, c.streams.video[0])]
+        with av.open(str(f.path)) as c:
+            a = c.streams.audio[0]
+            track_s = float(a.duration * a.time_base)
+            clip_sound = np.concatenate([fr.to_ndarray() for fr in c.decode(a)], axis=1)
+        assert len(got) == s.n_frames == f.n_frames
+        for j, (t, img) in enumerate(got):
+            i = s.start_frame + j
+            assert t == pytest.approx(ref[i][0] - ref[s.start_frame][0], abs=1e-9)
+            if s.start_frame <= i < heads.get(s.start_frame, s.start_frame):
+                worst = min(worst, _psnr(img, ref_yuv[i]))
+            else:
+                assert np.array_equal(img, ref_yuv[i]), f"copied frame {i} differs"
+        # Sound: the source's own samples from the clip's first one, and the track ends with the clip.
+        lo, hi = round(s.start_s * rate), round(s.end_s * rate)
+        assert track_s == pytest.approx(s.duration_s, abs=1e-3)
+        assert clip_sound.shape[1] >= hi - lo and np.array_equal(clip_sound[:, :hi - lo], sound[:, lo:hi])
+    assert worst > 38, f"a seam frame at {worst:.1f} dB"
+    # The seams were encoded with the seam preset; the copied keyframes keep the source's SEI.
+    enc = ClipEncoding()
+    assert enc.describe()["seam_preset"] == "superfast" and "mbtree" in enc.describe()["seam_x264_params"]
+    seam, source_sei = _x264_options(files[1].path)[0], _x264_options(src)[0]
+    assert "subme=1" in seam and "me=dia" in seam and "mbtree=1" in seam and "rc_lookahead=10" in seam and "bframes=0" in seam
+    assert "subme=2" in source_sei and "me=hex" in source_sei  # veryfast
+    assert _x264_options(files[1].path)[1] == source_sei

@@ -2,17 +2,22 @@
 
 Two ways, same frames out:
 
-- **Smart cut** (H.264 or HEVC in MP4/MOV/Matroska, closed GOPs, 8-bit 4:2:0): the clip's whole
+- **Smart cut** (H.264 or HEVC in MP4/MOV/Matroska, closed GOPs, 8-bit YUV): the clip's whole
   GOPs are copied as packets; only the frames from the cut to the next keyframe (the head) and
-  from the end of the last whole GOP to the clip's end (the tail) are decoded and re-encoded.
-  The re-encoded parts carry their own parameter sets in-band, and the first copied keyframe
-  gets the source's parameter sets again, so a decoder switches cleanly at each seam.
+  from the end of the last whole GOP to the clip's end (the tail) are decoded and re-encoded,
+  with ``ClipEncoding.seam_preset``. Of a tail, the longest run of its GOP's first packets that
+  decodes to the tail's first frames alone (all of it without B-frames) is copied as well. Only
+  GOPs that hold a re-encoded frame are decoded. The re-encoded parts carry their own parameter sets in-band, and the first copied
+  keyframe gets the source's parameter sets (and an x264 source's version SEI) again, so a
+  decoder switches cleanly at each seam. AAC-LC sound is copied as packets, trimmed to the
+  clip's samples by an edit list (``ClipEncoding.copy_audio``).
 - **Full re-encode** (every other source, or ``ClipEncoding.smart=False``): every frame is
   decoded and encoded with libx264.
 
 Video frames are routed to clips by frame index (the same indices the analysis pass used);
-audio is decoded from a second, audio-only demux of the file, resampled to a layout and rate
-AAC accepts (mono or stereo, at most 48 kHz) and cut at the clips' timestamps, sample-accurately.
+audio that is not copied is decoded from a second, audio-only demux of the file, resampled to a
+layout and rate AAC accepts (mono or stereo, at most 48 kHz) and cut at the clips' timestamps,
+sample-accurately.
 Only one clip is open at a time, so memory stays bounded.
 """
 
@@ -41,12 +46,25 @@ class ClipEncoding:
     audio_bitrate: int = 128_000
     # Copy whole GOPs of H.264/HEVC sources; False asks for a uniform libx264 encoding of every frame.
     smart: bool = True
+    # Smart cut only: AAC-LC sound (mono/stereo, MP4/MOV) is copied packet by packet, trimmed to
+    # the clip's samples by an edit list; other sound is re-encoded at ``audio_bitrate``.
+    copy_audio: bool = True
+    # Smart cut only: the re-encoded seams (the frames from a cut to the next keyframe, and a
+    # tail that cannot be copied) at the same crf with a faster preset. "superfast" with x264's
+    # macroblock tree kept (mbtree=1:rc-lookahead=10; superfast turns it off) costs about 25 %
+    # less CPU than "veryfast" at the same size and PSNR (bench/README.md, "Smart cutting: where
+    # the time goes"). Seams under SHORT_SEAM frames leave seam_x264_params out.
+    seam_preset: str = "superfast"
+    seam_x264_params: str = "mbtree=1:rc-lookahead=10"
 
     def describe(self) -> dict:
-        return {
+        out = {
             "video": "libx264", "crf": self.crf, "preset": self.preset, "audio": "aac",
             "audio_bitrate": self.audio_bitrate, "smart": self.smart,
         }
+        if self.smart:
+            out.update(copy_audio=self.copy_audio, seam_preset=self.seam_preset, seam_x264_params=self.seam_x264_params)
+        return out
 
 
 @dataclass
@@ -247,6 +265,176 @@ def _add_audio_stream(out, audio: _AudioCursor, enc: ClipEncoding):
     return aus
 
 
+# --- sound copied as packets (smart cut) -----------------------------------------------------
+
+
+@dataclass
+class _AacIndex:
+    """The AAC-LC packets of a source's sound, for copying them into clips: ``origin`` is the
+    pts of the first decoded sample (sample 0 of the video's clock, as _AudioCursor counts it),
+    and the packets follow each other without a gap (pts, in samples, in a 1/rate time base)."""
+
+    rate: int
+    frame: int  # samples per packet (1024)
+    origin: int
+    end: int  # pts after the last packet's last sample
+
+
+def aac_copy_index(source: str | Path) -> _AacIndex | None:
+    """How ``source``'s sound can be copied packet by packet, or None when it must be re-encoded:
+    AAC-LC, mono or stereo, in a container that keeps a 1/rate time base (MP4/MOV), packets of
+    1024 samples that follow each other without a gap or overlap. Read by demuxing, plus a decode
+    of the first packets (the decoder's priming skip decides where sample 0 is)."""
+    if audio_problem(source):
+        return None
+    with open_input(source) as c:
+        if not c.streams.audio or not any(f in c.format.name for f in ("mov", "mp4")):
+            return None
+        s = c.streams.audio[0]
+        cc = s.codec_context
+        rate = int(cc.sample_rate or 0)
+        if cc.name != "aac" or cc.profile != "LC" or rate <= 0 or s.time_base != Fraction(1, rate):
+            return None
+        if len(source_layout(cc).channels) > 2 or not cc.extradata:
+            return None
+        frame = 1024
+        first_pts = end = None
+        origin = None
+        last_duration = frame
+        for p in c.demux(s):
+            if p.size == 0:
+                continue
+            if p.pts is None or p.duration is None or p.duration <= 0:
+                return None
+            if end is not None and p.pts != end:
+                return None  # a gap or an overlap: the decoded samples would not follow the pts
+            if end is not None and last_duration != frame:
+                return None  # only the last packet may be short
+            if first_pts is None:
+                first_pts = p.pts
+            if origin is None:
+                try:
+                    frames = p.decode()
+                except av.error.FFmpegError:
+                    return None
+                if frames:
+                    if frames[0].pts is None:
+                        return None
+                    origin = int(frames[0].pts)
+            last_duration = int(p.duration)
+            end = int(p.pts) + last_duration
+    if origin is None or end is None or origin < first_pts:
+        return None
+    return _AacIndex(rate, frame, origin, end)
+
+
+class _AacPackets:
+    """The source's AAC packets, read forward once; ``take`` gives the packets of one clip."""
+
+    def __init__(self, source: str | Path, index: _AacIndex):
+        self.index = index
+        self.container = open_input(source)
+        self.stream = self.container.streams.audio[0]
+        self._packets = (p for p in self.container.demux(self.stream) if p.size)
+        self._held: deque[tuple[int, int, bytes]] = deque()  # (pts, duration, data), in order
+
+    def covers(self, start_s: float, end_s: float) -> bool:
+        """Whether the sound lasts the whole clip (else it is re-encoded, padded with silence)."""
+        return int(round(end_s * self.index.rate)) + self.index.origin <= self.index.end
+
+    def take(self, start_s: float, end_s: float) -> tuple[int, list[tuple[int, int, bytes]]]:
+        """(a, packets): the clip's first sample's pts ``a`` and the packets that hold samples
+        [a, b), with the one before them, which the decoder needs for the first frame's overlap
+        (MDCT), and which the edit list then skips."""
+        ix = self.index
+        a = ix.origin + int(round(start_s * ix.rate))
+        b = ix.origin + int(round(end_s * ix.rate))
+        while self._held and self._held[0][0] + self._held[0][1] <= a - ix.frame:
+            self._held.popleft()
+        out = []
+        k = 0
+        while True:
+            if k >= len(self._held):
+                p = next(self._packets, None)
+                if p is None:
+                    break
+                self._held.append((int(p.pts), int(p.duration), bytes(p)))
+                if self._held[-1][0] + self._held[-1][1] <= a - ix.frame:
+                    self._held.popleft()
+                    continue
+            pts, dur, data = self._held[k]
+            if pts >= b:
+                break
+            out.append((pts, dur, data))
+            k += 1
+        # Packets wholly before the next clip's preroll are not needed again.
+        while self._held and self._held[0][0] + self._held[0][1] <= b - ix.frame:
+            self._held.popleft()
+        return a, out
+
+    def close(self):
+        self.container.close()
+
+
+class _ClipSound:
+    """A smart cut's sound: AAC-LC packets copied with a sample-exact edit list where the source
+    allows it (``ClipEncoding.copy_audio``), else decoded, cut and encoded as in a full re-encode."""
+
+    def __init__(self, source, enc: ClipEncoding, deadline: float | None):
+        self.source, self.deadline = source, deadline
+        index = aac_copy_index(source) if enc.copy_audio else None
+        self.packets = _AacPackets(source, index) if index is not None else None
+        self._cursor: _AudioCursor | None = None
+        self._cursor_opened = False
+        self.enc = enc
+
+    def cursor(self) -> _AudioCursor | None:
+        if not self._cursor_opened:
+            self._cursor_opened = True
+            self._cursor = _open_audio(self.source, self.deadline)
+        return self._cursor
+
+    def add_stream(self, out, start_s: float, end_s: float):
+        """The clip's audio stream: ("copy", stream), ("encode", stream) or None (no sound)."""
+        if self.packets is not None and self.packets.covers(start_s, end_s):
+            return "copy", out.add_stream_from_template(self.packets.stream)
+        cur = self.cursor()
+        if cur is None:
+            return None
+        return "encode", _add_audio_stream(out, cur, self.enc)
+
+    def write(self, out, handle, start_s: float, end_s: float) -> None:
+        if handle is None:
+            return
+        how, stream = handle
+        if how == "encode":
+            cur = self.cursor()
+            _encode_audio(out, stream, cur, cur.take(start_s, end_s))
+            for p in stream.encode():
+                out.mux(p)
+            return
+        a, packets = self.packets.take(start_s, end_s)
+        b = self.packets.index.origin + int(round(end_s * self.packets.index.rate))
+        tb = self.packets.stream.time_base
+        for k, (pts, dur, data) in enumerate(packets):
+            if k % 256 == 0 and self.deadline is not None and time.monotonic() > self.deadline:
+                raise DecodeTimeout("cutting the sound took longer than the decode limit")
+            q = av.Packet(data)
+            # Before the clip's first sample: negative pts, which the MP4 muxer turns into an
+            # edit list that the decoder honours (it skips them, as it skips AAC priming).
+            q.pts = q.dts = pts - a
+            q.duration = b - pts if k == len(packets) - 1 else dur  # the track ends at the clip's end
+            q.time_base = tb
+            q.stream = stream
+            out.mux(q)
+
+    def close(self):
+        if self.packets is not None:
+            self.packets.close()
+        if self._cursor is not None:
+            self._cursor.close()
+
+
 # --- entry point -----------------------------------------------------------------------------
 
 
@@ -382,9 +570,35 @@ class SmartPlan:
     gop_last_packet: list[int] = field(default_factory=list)  # decode-order index of each GOP's last packet
     nal_length_size: int = 4
     param_sets: list[bytes] = field(default_factory=list)
+    rank: list[int] = field(default_factory=list)  # decode order -> frame index
+    # The encoder's version SEI of an x264 source (in its first packet only), length-prefixed:
+    # FFmpeg's decoder reads the x264 build from it to undo old x264 bugs (4:4:4 before core 151),
+    # so a decode that starts at a later keyframe needs it too.
+    encoder_sei: bytes = b""
 
     def gop_end(self, g: int) -> int:
         return self.gop_start[g + 1] if g + 1 < len(self.gop_start) else len(self.pts)
+
+    def gop_first_packet(self, g: int) -> int:
+        return self.gop_last_packet[g - 1] + 1 if g > 0 else 0
+
+    def prefix_is_closed(self, g: int, m: int) -> bool:
+        """Whether GOP ``g``'s first ``m`` packets in decode order are exactly its first ``m``
+        frames (always without B-frames): copied, they decode to those frames and no others,
+        since a packet only refers to packets before it."""
+        first = self.gop_first_packet(g)
+        return 0 < m <= self.gop_end(g) - self.gop_start[g] and max(self.rank[first:first + m]) == self.gop_start[g] + m - 1
+
+    def closed_prefix(self, g: int, m: int) -> int:
+        """The longest closed prefix of GOP ``g`` (see prefix_is_closed) of at most ``m`` frames:
+        all ``m`` without B-frames; with them, up to the last reference frame whose B-frames all
+        come before it (0 when there is none)."""
+        first, top, best = self.gop_first_packet(g), -1, 0
+        for j in range(min(m, self.gop_end(g) - self.gop_start[g])):
+            top = max(top, self.rank[first + j])
+            if top == self.gop_start[g] + j:
+                best = j + 1
+        return best
 
     def segments(self, start: int, end: int) -> tuple[int, int]:
         """The run of whole GOPs [g1, g2) inside frames [start, end) (g1 == g2: none)."""
@@ -448,11 +662,14 @@ def smart_plan(source: str | Path, shots: Sequence[Shot] = ()) -> SmartPlan | No
             return None
         tb = s.time_base or Fraction(1, 90000)
         pts, dts, keys = [], [], []
+        encoder_sei = b""
         for p in c.demux(s):
             if p.size == 0:
                 continue
             if p.pts is None or p.dts is None:
                 return None
+            if not pts and cc.name == "h264":
+                encoder_sei = _x264_sei(bytes(p), ps[0])
             pts.append(p.pts)
             dts.append(p.dts)
             keys.append(bool(p.is_keyframe))
@@ -485,7 +702,20 @@ def smart_plan(source: str | Path, shots: Sequence[Shot] = ()) -> SmartPlan | No
     if lo != gop_start[-1] or hi != len(pts) - 1:
         return None
     gop_last.append(len(pts) - 1)
-    return SmartPlan(cc.name, sorted_pts, gop_start, key_offset, gop_of_packet, gop_last, ps[0], ps[1])
+    return SmartPlan(cc.name, sorted_pts, gop_start, key_offset, gop_of_packet, gop_last, ps[0], ps[1], rank.tolist(),
+                     encoder_sei)
+
+
+def _x264_sei(data: bytes, size: int) -> bytes:
+    """The length-prefixed SEI NAL units of an H.264 sample that carry x264's version string."""
+    out, pos = b"", 0
+    while pos + size <= len(data):
+        ln = int.from_bytes(data[pos:pos + size], "big")
+        nal = data[pos + size:pos + size + ln]
+        if nal and nal[0] & 0x1F == 6 and b"x264 - core " in nal:
+            out += data[pos:pos + size + ln]
+        pos += size + ln
+    return out
 
 
 def _annexb_to_length_prefixed(data: bytes, size: int) -> bytes:
@@ -509,10 +739,15 @@ def _annexb_to_length_prefixed(data: bytes, size: int) -> bytes:
     return bytes(out)
 
 
+# Seams shorter than this are encoded without ``seam_x264_params`` (the macroblock tree, whose
+# lookahead they are shorter than): with it, a lone frame came out at 34.6 dB against 42.2 dB.
+SHORT_SEAM = 10
+
+
 class _Segment:
     """Frames re-encoded between copied GOPs: their own encoder, flushed before the next copy."""
 
-    def __init__(self, plan: SmartPlan, stream, enc: ClipEncoding, offset: int):
+    def __init__(self, plan: SmartPlan, stream, enc: ClipEncoding, offset: int, n_frames: int):
         name = SMART_ENCODERS[plan.codec]
         self.ctx = av.CodecContext.create(name, "w")
         cc = stream.codec_context
@@ -522,9 +757,12 @@ class _Segment:
         if name == "libx264":
             # No B-frames: packets come out in presentation order, so dts = pts - offset stays
             # below the next copied keyframe's dts. SPS/PPS are repeated in-band.
-            self.ctx.options = {"crf": str(enc.crf), "preset": enc.preset, "x264-params": "bframes=0:scenecut=0:keyint=100000"}
+            params = "bframes=0:scenecut=0:keyint=100000"
+            if enc.seam_x264_params and n_frames >= SHORT_SEAM:
+                params += f":{enc.seam_x264_params}"
+            self.ctx.options = {"crf": str(enc.crf), "preset": enc.seam_preset, "x264-params": params}
         else:
-            self.ctx.options = {"crf": str(enc.crf), "preset": enc.preset, "x265-params": "bframes=0:scenecut=0:keyint=100000:repeat-headers=1:log-level=error"}
+            self.ctx.options = {"crf": str(enc.crf), "preset": enc.seam_preset, "x265-params": "bframes=0:scenecut=0:keyint=100000:repeat-headers=1:log-level=error"}
         self.offset = offset
         self.frames = 0
 
@@ -535,7 +773,7 @@ class _Segment:
 
 
 class _SmartClipWriter:
-    def __init__(self, path, plan: SmartPlan, stream, start: int, audio, enc: ClipEncoding):
+    def __init__(self, path, plan: SmartPlan, stream, shot: Shot, sound: _ClipSound, enc: ClipEncoding):
         self.path = Path(path)
         self.plan = plan
         self.src = stream
@@ -543,9 +781,9 @@ class _SmartClipWriter:
         self.out = av.open(str(self.path), mode="w", format="mp4")
         self.vs = self.out.add_stream_from_template(stream)
         self.vs.time_base = stream.time_base
-        self.p0 = int(plan.pts[start])
-        self.audio = audio
-        self.aus = _add_audio_stream(self.out, audio, enc) if audio is not None else None
+        self.p0 = int(plan.pts[shot.start_frame])
+        self.sound = sound
+        self.aus = sound.add_stream(self.out, shot.start_s, shot.end_s)
         self.segment: _Segment | None = None
         self.frames = 0
         self.copied = 0
@@ -563,9 +801,10 @@ class _SmartClipWriter:
             q.stream = self.vs
             self.track.mux(q)
 
-    def add_frame(self, frame: av.VideoFrame, index: int, offset: int) -> None:
+    def add_frame(self, frame: av.VideoFrame, index: int, offset: int, run: int) -> None:
+        """Re-encode frame ``index``; ``run``: how many re-encoded frames follow from it on."""
         if self.segment is None:
-            self.segment = _Segment(self.plan, self.src, self.enc, offset)
+            self.segment = _Segment(self.plan, self.src, self.enc, offset, run)
         if frame.format.name != self.src.codec_context.pix_fmt:
             frame = frame.reformat(format=self.src.codec_context.pix_fmt)
         frame.pict_type = av.video.frame.PictureType.NONE
@@ -583,6 +822,9 @@ class _SmartClipWriter:
     def add_packet(self, packet: av.Packet, first_of_gop: bool) -> None:
         self.end_segment()
         data = bytes(packet)
+        if first_of_gop and (self.need_param_sets or self.copied == 0):
+            # The source encoder's SEI, which the decoder may need for these frames (x264 bugs).
+            data = self.plan.encoder_sei + data
         if first_of_gop and self.need_param_sets:
             # The re-encoded seam replaced the decoder's parameter sets: restore the source's.
             size = self.plan.nal_length_size
@@ -601,32 +843,52 @@ class _SmartClipWriter:
     def close(self, shot: Shot) -> ClipFile:
         self.end_segment()
         self.track.close(shot.end_s - shot.start_s)
-        if self.audio is not None:
-            _encode_audio(self.out, self.aus, self.audio, self.audio.take(shot.start_s, shot.end_s))
-            for p in self.aus.encode():
-                self.out.mux(p)
+        self.sound.write(self.out, self.aus, shot.start_s, shot.end_s)
         self.out.close()
         cc = self.src.codec_context
         method = "smart" if self.copied else "encode"
         return ClipFile(self.path, self.frames, self.aus is not None, cc.width, cc.height, method, self.copied)
 
 
+def _with_prefix(packet: av.Packet, prefix: bytes) -> av.Packet:
+    q = av.Packet(prefix + bytes(packet))
+    q.pts, q.dts, q.time_base, q.is_keyframe = packet.pts, packet.dts, packet.time_base, packet.is_keyframe
+    return q
+
+
 def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, decode_timeout_s) -> list[ClipFile]:
     n = len(plan.pts)
     index_of_pts = {int(p): i for i, p in enumerate(plan.pts)}
     starts = [s.start_frame for s in shots]
-    # Per clip: its copied GOP run [g1, g2); frames outside it are re-encoded.
+    # Per clip: its copied GOP run [g1, g2); frames outside it are re-encoded, except the tail's
+    # longest closed prefix (the next GOP's first frames in decode order, all of them without
+    # B-frames): those packets are copied too, frames [tail_start[c], tail_end[c]); the rest of
+    # the tail, if any, is re-encoded (tail_start == tail_end == the clip's end: no copied tail).
     runs = [plan.segments(s.start_frame, s.end_frame) for s in shots]
     copy_clip: dict[int, int] = {}
     for c, (g1, g2) in enumerate(runs):
         for g in range(g1, g2):
             copy_clip[g] = c
+    tail_start = [s.end_frame for s in shots]
+    tail_end = [s.end_frame for s in shots]
+    tail_of_packet: dict[int, int] = {}  # decode-order index of a copied tail packet -> clip
+    tail_last: dict[int, int] = {}  # clip -> decode-order index of its last copied tail packet
+    for c, (s, (g1, g2)) in enumerate(zip(shots, runs)):
+        if g2 < len(plan.gop_start) and plan.gop_start[g2] < s.end_frame:
+            m = plan.closed_prefix(g2, s.end_frame - plan.gop_start[g2])
+            if m:
+                tail_start[c], tail_end[c] = plan.gop_start[g2], plan.gop_start[g2] + m
+                first = plan.gop_first_packet(g2)
+                tail_of_packet.update((k, c) for k in range(first, first + m))
+                tail_last[c] = first + m - 1
+    # The first copied frame of each clip (its end when none is): the head ends there.
+    copy_start = [plan.gop_start[g1] if g1 < g2 else tail_start[c] for c, (g1, g2) in enumerate(runs)]
     # GOPs that hold at least one re-encoded frame of some clip must be decoded.
     decode_gops: set[int] = set()
-    for s, (g1, g2) in zip(shots, runs):
-        enc_ranges = [(s.start_frame, plan.gop_start[g1] if g1 < g2 else s.end_frame)]
+    for c, (s, (g1, g2)) in enumerate(zip(shots, runs)):
+        enc_ranges = [(s.start_frame, copy_start[c]), (tail_end[c], s.end_frame)]
         if g1 < g2:
-            enc_ranges.append((plan.gop_end(g2 - 1), s.end_frame))
+            enc_ranges.append((plan.gop_end(g2 - 1), tail_start[c]))
         for a, b in enc_ranges:
             if a < b:
                 ga = bisect_right(plan.gop_start, a) - 1
@@ -643,7 +905,7 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
         except Exception:  # noqa: BLE001 - threading is an optimisation only
             pass
         dec = stream.codec_context
-        audio = _open_audio(source, deadline)
+        sound = _ClipSound(source, encoding, deadline)
         decoding = False
 
         def clip_of(i: int) -> int | None:
@@ -653,7 +915,7 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
         def writer(c: int) -> _SmartClipWriter:
             if c not in writers:
                 # Clips finish in order: any earlier clip still open is complete.
-                writers[c] = _SmartClipWriter(out_paths[c], plan, stream, shots[c].start_frame, audio, encoding)
+                writers[c] = _SmartClipWriter(out_paths[c], plan, stream, shots[c], sound, encoding)
             return writers[c]
 
         def finish(c: int) -> None:
@@ -672,15 +934,21 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
             g1, g2 = runs[c]
             if g1 < g2 and plan.gop_start[g1] <= i < plan.gop_end(g2 - 1):
                 raise _NotSmart("a frame of a copied GOP came out of the decoder")
+            if tail_start[c] <= i < tail_end[c]:
+                return  # decoded as a reference for frames re-encoded next; this clip has its packet
             # Re-encoded packets get dts = pts - offset: the head ends below the first copied
-            # keyframe's dts, the tail starts at its own keyframe's source dts.
-            if g1 == g2:
+            # keyframe's dts, the tail starts at its own keyframe's source dts. After a copied
+            # prefix of the tail's GOP, dts = pts: above every copied packet's dts (<= its pts).
+            if i < copy_start[c] < shots[c].end_frame:
+                offset = plan.key_offset[g1 if g1 < g2 else g2]
+            elif i >= tail_end[c] > tail_start[c]:
                 offset = 0
-            elif i < plan.gop_start[g1]:
-                offset = plan.key_offset[g1]
-            else:
+            elif g1 < g2:
                 offset = plan.key_offset[g2]
-            writer(c).add_frame(frame, i, offset)
+            else:
+                offset = 0
+            run = min([a for a in (plan.gop_start[g1] if g1 < g2 else -1, tail_start[c]) if a > i] + [shots[c].end_frame]) - i
+            writer(c).add_frame(frame, i, offset, run)
             if i == shots[c].end_frame - 1:
                 finish(c)
 
@@ -708,23 +976,33 @@ def _cut_smart(source, shots, out_paths, plan: SmartPlan, encoding, deadline, de
                     g1, g2 = runs[c]
                     if k == plan.gop_last_packet[g2 - 1] and plan.gop_end(g2 - 1) == shots[c].end_frame:
                         finish(c)
-                elif g in decode_gops:
-                    decoding = True
-                    try:
-                        frames = dec.decode(packet)
-                    except av.error.FFmpegError as e:
-                        raise _NotSmart(f"damaged packet: {e}") from e
-                    for f in frames:
-                        on_frame(f)
-                elif decoding:
-                    drain()
+                else:
+                    if k in tail_of_packet:
+                        c = tail_of_packet[k]
+                        first = k == plan.gop_first_packet(g)
+                        if first:
+                            drain()  # the head's frames go before the copied keyframe
+                        writer(c).add_packet(packet, first)
+                        if k == tail_last[c] and tail_end[c] == shots[c].end_frame:
+                            finish(c)
+                    if g in decode_gops:  # also a copied tail's packets: the next clip's head needs them
+                        decoding = True
+                        if plan.encoder_sei and k == plan.gop_first_packet(g) and k > 0:
+                            packet = _with_prefix(packet, plan.encoder_sei)
+                        try:
+                            frames = dec.decode(packet)
+                        except av.error.FFmpegError as e:
+                            raise _NotSmart(f"damaged packet: {e}") from e
+                        for f in frames:
+                            on_frame(f)
+                    elif decoding:
+                        drain()
                 k += 1
                 if decode_timeout_s is not None and k % 64 == 0 and time.monotonic() - start > decode_timeout_s:
                     raise DecodeTimeout(f"cutting took longer than the limit of {decode_timeout_s:g}s")
             drain()
         finally:
-            if audio is not None:
-                audio.close()
+            sound.close()
             for w in writers.values():  # only on an error: close what was open
                 w.out.close()
     if any(r is None for r in results):
