@@ -286,3 +286,48 @@ def test_smart_cut_copies_closed_tails_and_sound_and_encodes_seams_with_the_seam
     assert "subme=1" in seam and "me=dia" in seam and "mbtree=1" in seam and "rc_lookahead=10" in seam and "bframes=0" in seam
     assert "subme=2" in source_sei and "me=hex" in source_sei  # veryfast
     assert _x264_options(files[1].path)[1] == source_sei
+
+
+def _remux(src: Path, dst: Path, edit) -> Path:
+    """Copy a clip file's packets, letting ``edit(index, packet)`` drop (None) or change one."""
+    with av.open(str(src)) as c, av.open(str(dst), "w") as out:
+        vs = out.add_stream_from_template(c.streams.video[0])
+        packets = [p for p in c.demux(c.streams.video[0]) if p.size]
+        for i, p in enumerate(packets):
+            q = edit(i, p)
+            if q is not None:
+                q.stream = vs
+                out.mux(q)
+    return dst
+
+
+def test_the_cut_time_check_counts_every_packet_and_decodes_the_first_and_last_gop(tmp_path):
+    """decode="ends" (the stages, right after cutting) finds what decode="all" (the blocking
+    checks) finds in a smart-cut clip: a lost frame, and a last GOP that no longer decodes."""
+    from vidgraph.stages.raw_clips import clip_file_problem
+
+    src = gop_video(tmp_path / "gop.mp4")
+    ref = decoded(src)
+    (shot,) = shots_at(ref, [37, 150])  # head seam 37-49, GOPs 50-124 copied, tail from 125
+    (f,) = cut_clips(src, [shot], [tmp_path / "clip.mp4"])
+    row = {"n_frames": shot.n_frames, "fps": FPS, "duration_s": round(shot.duration_s, 6)}
+    assert f.method == "smart" and clip_file_problem(f.path, row, decode="ends") == clip_file_problem(f.path, row) == ""
+    with av.open(str(f.path)) as c:
+        packets = [p for p in c.demux(c.streams.video[0]) if p.size]
+    keys = [i for i, p in enumerate(packets) if p.is_keyframe]
+    assert len(keys) >= 3  # the seam's, the copied GOPs', the tail's
+
+    lost = _remux(f.path, tmp_path / "lost.mp4", lambda i, p: None if i == keys[1] + 3 else p)
+    assert "has 112 frames" in clip_file_problem(lost, row, decode="ends")
+
+    # The last GOP's keyframe overwritten with noise: it no longer decodes.
+    def broken_tail(i, p):
+        if i == keys[-1]:
+            q = av.Packet(np.random.default_rng(0).integers(0, 256, p.size, dtype=np.uint8).tobytes())
+            q.pts, q.dts, q.time_base, q.is_keyframe = p.pts, p.dts, p.time_base, True
+            return q
+        return p
+
+    broken = _remux(f.path, tmp_path / "broken.mp4", broken_tail)
+    assert "has 112 frames" in clip_file_problem(broken, row)  # the full decode skips the damaged packet
+    assert clip_file_problem(broken, row, decode="ends").startswith("the clip file does not decode")

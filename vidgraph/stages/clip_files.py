@@ -68,7 +68,7 @@ def build_clip_files(
                         os.link(src, out)
                     else:
                         out.write_bytes(store.read_bytes(src))
-                    if clip_file_problem(out, c):  # cut by an older version (say, before a stall counted): again
+                    if clip_file_problem(out, c, decode="ends"):  # cut by an older version (say, before a stall counted): again
                         out.unlink()
                         todo.append(c)
                         continue
@@ -85,7 +85,7 @@ def build_clip_files(
                     files = run_media_job(local, shots, outs, settings)
                 for c, f, out in zip(todo, files, outs):
                     # A file that does not match its row is not published: its clip is read as a span.
-                    if problem := clip_file_problem(out, c):
+                    if problem := clip_file_problem(out, c, decode="ends"):
                         out.unlink(missing_ok=True)
                         if log is not None:
                             log(f"clip file of {c['clip_id']} not kept: {problem}")

@@ -85,11 +85,17 @@ def signals_from_table(table: pa.Table, drop: tuple[str, ...] = ("video_id",)) -
     return {c: table.column(c).to_numpy() for c in table.column_names if c not in drop}
 
 
-def clip_file_problem(path, row: dict) -> str:
+def clip_file_problem(path, row: dict, decode: str = "all") -> str:
     """Why the clip file at ``path`` does not match its row, in words ("" when it does): it must
     decode, hold the row's number of frames, and its video track must last the row's duration
     (shots.frame_end_times: the last frame is shown until the clip's end, a stall included)
-    within half a frame. Infrastructure faults (S3, disk) are raised, not reported."""
+    within half a frame. Infrastructure faults (S3, disk) are raised, not reported.
+
+    ``decode="all"`` decodes every frame (the asset checks). ``decode="ends"`` (the stages,
+    right after cutting) counts and times every packet of an H.264/HEVC file, one per frame,
+    and decodes its first and last GOP: where a smart cut re-encoded frames and joined them to
+    copied ones; the GOPs between are the source's own packets, decoded by the analysis pass.
+    The blocking checks still decode every file."""
     from vidgraph.media.decode import iter_video_frames
     from vidgraph.media.probe import open_input
     from vidgraph.media.shots import nominal_frame_s
@@ -99,7 +105,12 @@ def clip_file_problem(path, row: dict) -> str:
             stream = container.streams.video[0]
             # Only frames and times are compared, not pixels: no deblocking (about 30 % of the decode).
             stream.codec_context.options = {"skip_loop_filter": "all"}
-            times = [df.t_s for df in iter_video_frames(container, stream)]
+            if decode == "ends" and stream.codec_context.name in ("h264", "hevc"):
+                times, problem = _packet_times_decoding_ends(container, stream)
+                if problem:
+                    return problem
+            else:
+                times = [df.t_s for df in iter_video_frames(container, stream)]
             track_s = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     except Exception as e:  # noqa: BLE001 - a failure to decode is the finding
         reraise_if_infrastructure(e)  # an S3 outage is not a broken clip
@@ -111,6 +122,38 @@ def clip_file_problem(path, row: dict) -> str:
     if abs(track_s - row["duration_s"]) > 0.5 / row["fps"] + 1e-3:
         return f"the clip file lasts {track_s:.3f}s, its row says {row['duration_s']:.3f}s"
     return ""
+
+
+def _packet_times_decoding_ends(container, stream) -> tuple[list[float], str]:
+    """Presentation times of every video packet (relative to the first), and a problem when
+    the first or the last GOP does not decode to one frame per packet."""
+    import av
+
+    packets = [p for p in container.demux(stream) if p.size]
+    if not packets:
+        return [], "the clip file has no video packet"
+    if any(p.pts is None for p in packets):
+        return [], "a packet of the clip file has no timestamp"
+    tb = float(stream.time_base)
+    pts = sorted(p.pts for p in packets)
+    times = [(x - pts[0]) * tb for x in pts]
+    keys = [i for i, p in enumerate(packets) if p.is_keyframe]
+    if not keys or keys[0] != 0:
+        return times, "the clip file does not start with a keyframe"
+    spans = [(0, keys[1] if len(keys) > 1 else len(packets))]
+    if len(keys) > 1:
+        spans.append((keys[-1], len(packets)))
+    for a, b in spans:
+        ctx = av.CodecContext.create(stream.codec_context.name, "r")
+        ctx.extradata = stream.codec_context.extradata
+        ctx.options = {"skip_loop_filter": "all"}
+        got = 0
+        for p in packets[a:b]:
+            got += len(ctx.decode(p))
+        got += len(ctx.decode(None))
+        if got != b - a:
+            return times, f"packets {a}-{b - 1} of the clip file decode to {got} frames, not {b - a}"
+    return times, ""
 
 
 def _published_clips(store: DatasetStore, shard: str) -> dict[str, list[dict]]:
@@ -143,7 +186,7 @@ def _reuse_clip_files(store: DatasetStore, previous: list[dict], shots, encoding
             out.write_bytes(store.read_bytes(src))
     # A file cut before the last frame lasted until the clip's end (a clip ending on a stall)
     # does not match its row: cut them all again.
-    if any(clip_file_problem(out, r) for r, out in zip(previous, out_paths)):
+    if any(clip_file_problem(out, r, decode="ends") for r, out in zip(previous, out_paths)):
         for out in out_paths:
             out.unlink(missing_ok=True)
         return False
@@ -253,7 +296,7 @@ def _cut_all(store, local, previous, analysis, clip_ids, staging, encoding, sett
                      timeout_s=worker_deadline_s(settings.policy), isolate=settings.isolate)
         for cid, shot, out in zip(clip_ids, analysis.shots, out_paths):
             row = {"n_frames": shot.n_frames, "fps": analysis.fps, "duration_s": round(shot.duration_s, 6)}
-            if problem := clip_file_problem(out, row):
+            if problem := clip_file_problem(out, row, decode="ends"):
                 raise ValueError(f"{cid}: {problem}")
     except Exception as e:  # noqa: BLE001 - the rows stand; their clips are read as spans
         reraise_if_infrastructure(e)
