@@ -331,3 +331,16 @@ def test_the_cut_time_check_counts_every_packet_and_decodes_the_first_and_last_g
     broken = _remux(f.path, tmp_path / "broken.mp4", broken_tail)
     assert "has 112 frames" in clip_file_problem(broken, row)  # the full decode skips the damaged packet
     assert clip_file_problem(broken, row, decode="ends").startswith("the clip file does not decode")
+
+
+def test_a_clip_copied_whole_is_checked_by_its_packets(tmp_path):
+    from vidgraph.stages.raw_clips import clip_file_problem, cut_time_check
+
+    src = gop_video(tmp_path / "gop.mp4")
+    (shot,) = shots_at(decoded(src), [50, 125])  # GOPs 50-74, 75-99, 100-124
+    (f,) = cut_clips(src, [shot], [tmp_path / "clip.mp4"])
+    assert (f.method, f.copied_frames, f.n_frames) == ("smart", 75, 75) and cut_time_check(f) == "packets"
+    row = {"n_frames": 75, "fps": FPS, "duration_s": round(shot.duration_s, 6)}
+    assert clip_file_problem(f.path, row, decode="packets") == clip_file_problem(f.path, row) == ""
+    lost = _remux(f.path, tmp_path / "lost.mp4", lambda i, p: None if i == 30 else p)
+    assert "has 74 frames" in clip_file_problem(lost, row, decode="packets")

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vidgraph.media.shots import Shot
-from vidgraph.stages.raw_clips import RawClipsSettings, clip_file_problem, cut_job, worker_deadline_s
+from vidgraph.stages.raw_clips import RawClipsSettings, clip_file_problem, cut_job, cut_time_check, worker_deadline_s
 from vidgraph.storage.schemas import CLIP_FILES_SCHEMA
 from vidgraph.storage.store import DatasetStore
 
@@ -85,7 +85,7 @@ def build_clip_files(
                     files = run_media_job(local, shots, outs, settings)
                 for c, f, out in zip(todo, files, outs):
                     # A file that does not match its row is not published: its clip is read as a span.
-                    if problem := clip_file_problem(out, c, decode="ends"):
+                    if problem := clip_file_problem(out, c, decode=cut_time_check(f)):
                         out.unlink(missing_ok=True)
                         if log is not None:
                             log(f"clip file of {c['clip_id']} not kept: {problem}")

@@ -95,7 +95,8 @@ def clip_file_problem(path, row: dict, decode: str = "all") -> str:
     right after cutting) counts and times every packet of an H.264/HEVC file, one per frame,
     and decodes its first and last GOP: where a smart cut re-encoded frames and joined them to
     copied ones; the GOPs between are the source's own packets, decoded by the analysis pass.
-    The blocking checks still decode every file."""
+    ``decode="packets"`` decodes nothing: for a file the cutter copied whole from the source's
+    packets. The blocking checks still decode every file."""
     from vidgraph.media.decode import iter_video_frames
     from vidgraph.media.probe import open_input
     from vidgraph.media.shots import nominal_frame_s
@@ -105,8 +106,8 @@ def clip_file_problem(path, row: dict, decode: str = "all") -> str:
             stream = container.streams.video[0]
             # Only frames and times are compared, not pixels: no deblocking (about 30 % of the decode).
             stream.codec_context.options = {"skip_loop_filter": "all"}
-            if decode == "ends" and stream.codec_context.name in ("h264", "hevc"):
-                times, problem = _packet_times_decoding_ends(container, stream)
+            if decode in ("ends", "packets") and stream.codec_context.name in ("h264", "hevc"):
+                times, problem = _packet_times_decoding_ends(container, stream, decode == "ends")
                 if problem:
                     return problem
             else:
@@ -124,9 +125,16 @@ def clip_file_problem(path, row: dict, decode: str = "all") -> str:
     return ""
 
 
-def _packet_times_decoding_ends(container, stream) -> tuple[list[float], str]:
+def cut_time_check(f) -> str:
+    """How much of a clip file just cut is decoded to check it (``clip_file_problem``): nothing
+    when the cutter copied all its frames from the source's packets, else its first and last GOP."""
+    return "packets" if f.method == "smart" and f.copied_frames == f.n_frames else "ends"
+
+
+def _packet_times_decoding_ends(container, stream, decode_ends: bool = True) -> tuple[list[float], str]:
     """Presentation times of every video packet (relative to the first), and a problem when
-    the first or the last GOP does not decode to one frame per packet."""
+    the file does not start with a keyframe or (``decode_ends``) its first or last GOP does not
+    decode to one frame per packet."""
     import av
 
     packets = [p for p in container.demux(stream) if p.size]
@@ -140,8 +148,8 @@ def _packet_times_decoding_ends(container, stream) -> tuple[list[float], str]:
     keys = [i for i, p in enumerate(packets) if p.is_keyframe]
     if not keys or keys[0] != 0:
         return times, "the clip file does not start with a keyframe"
-    spans = [(0, keys[1] if len(keys) > 1 else len(packets))]
-    if len(keys) > 1:
+    spans = [(0, keys[1] if len(keys) > 1 else len(packets))] if decode_ends else []
+    if decode_ends and len(keys) > 1:
         spans.append((keys[-1], len(packets)))
     for a, b in spans:
         ctx = av.CodecContext.create(stream.codec_context.name, "r")
@@ -292,11 +300,11 @@ def _cut_all(store, local, previous, analysis, clip_ids, staging, encoding, sett
     if _reuse_clip_files(store, previous, analysis.shots, encoding, out_paths):
         return
     try:
-        run_isolated(cut_job, local, analysis.shots, out_paths, settings.encoding, settings.policy,
-                     timeout_s=worker_deadline_s(settings.policy), isolate=settings.isolate)
-        for cid, shot, out in zip(clip_ids, analysis.shots, out_paths):
+        files = run_isolated(cut_job, local, analysis.shots, out_paths, settings.encoding, settings.policy,
+                             timeout_s=worker_deadline_s(settings.policy), isolate=settings.isolate)
+        for cid, shot, out, f in zip(clip_ids, analysis.shots, out_paths, files):
             row = {"n_frames": shot.n_frames, "fps": analysis.fps, "duration_s": round(shot.duration_s, 6)}
-            if problem := clip_file_problem(out, row, decode="ends"):
+            if problem := clip_file_problem(out, row, decode=cut_time_check(f)):
                 raise ValueError(f"{cid}: {problem}")
     except Exception as e:  # noqa: BLE001 - the rows stand; their clips are read as spans
         reraise_if_infrastructure(e)
