@@ -113,6 +113,7 @@ class VideoAnalysis:
 
 
 _FRAME_THREADS, _SLICE_THREADS = 1 << 12, 1 << 13  # AV_CODEC_CAP_FRAME_THREADS, _SLICE_THREADS
+_FULL_FRAMES_BUDGET = 128 << 20  # bytes of decoded full-size frames queued for a one-core decoder
 
 
 def threaded_decoder(stream) -> bool:
@@ -492,8 +493,10 @@ def analyze_video(
             items = (item for item, _ in decoded)
         else:
             # A decoder on one core (MJPEG, MPEG-4 part 2, ...): its thread only decodes, and the
-            # frames are shrunk here, beside it; at most 6 full-size frames wait in between.
-            decoded = prefetch(frames, lambda df: None, depth=2, chunk=2)
+            # frames are shrunk here, beside it. Up to 64 full-size frames (at most ~128 MB) wait
+            # in between, so the decoder runs on while a stack of 64 is measured.
+            ahead = max(4, min(64, _FULL_FRAMES_BUDGET // max(1, 3 * src_w * src_h)))
+            decoded = prefetch(frames, lambda df: None, depth=max(2, ahead // 2), chunk=2)
             items = (prepare(df) for df, _ in decoded)
         buf: list = []
         try:
