@@ -43,3 +43,20 @@ def test_stopping_early_joins_the_producer_before_returning():
     # The producer thread is gone (the container may be closed now) and stopped soon after item 5.
     assert not any(t.name == "vidgraph-decode" and t.is_alive() for t in threading.enumerate())
     assert len(produced) < 20
+
+
+def test_the_idle_marker_comes_when_the_consumer_has_caught_up():
+    import time
+
+    from vidgraph.media.analysis import IDLE
+
+    def slow():
+        for i in range(6):
+            time.sleep(0.01)  # the producer is the slow side: the consumer waits for every chunk
+            yield i
+
+    got = list(prefetch(slow(), lambda x: -x, chunk=2, mark_idle=True))
+    assert [g for g in got if g is not IDLE] == [(i, -i) for i in range(6)]
+    assert got[0] is IDLE and got.count(IDLE) >= 3  # before the first chunk and between chunks
+    # without the flag, no marker
+    assert IDLE not in list(prefetch(slow(), lambda x: x, chunk=2))

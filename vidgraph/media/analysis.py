@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -152,17 +153,21 @@ def shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 _END = object()
+IDLE = object()  # prefetch(mark_idle=True): the consumer has caught up with the producer
+IDLE_BATCH = 16  # the least stack measured early when the measuring thread has caught up
 
 
-def prefetch(items: Iterable, fn: Callable, depth: int = 8, chunk: int = 1) -> Iterator[tuple]:
+def prefetch(items: Iterable, fn: Callable, depth: int = 8, chunk: int = 1, mark_idle: bool = False) -> Iterator[tuple]:
     """Yield ``(item, fn(item))``, with the iteration and ``fn`` running in a background thread
     up to ``depth`` chunks of ``chunk`` items ahead.
 
     Decoding (FFmpeg) and the small-frame conversion (OpenCV) release the GIL, so the next
     frames are decoded while this thread measures the current one; without it the decoder's
     threads sit idle whenever the analysis is busy. Items cross between the threads in chunks,
-    so the hand-off's locking is paid once per chunk, not per frame. The thread is joined before
-    this returns, so the container is never closed under it; its exceptions are raised here.
+    so the hand-off's locking is paid once per chunk, not per frame. With ``mark_idle``, the
+    marker ``IDLE`` comes before each wait for the producer: the consumer has caught up and may
+    do now what it was saving up. The thread is joined before this returns, so the container is
+    never closed under it; its exceptions are raised here.
     """
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -190,6 +195,8 @@ def prefetch(items: Iterable, fn: Callable, depth: int = 8, chunk: int = 1) -> I
     worker.start()
     try:
         while True:
+            if mark_idle and q.empty():
+                yield IDLE
             got = q.get()
             if got is _END:
                 return
@@ -294,6 +301,20 @@ def sample_signals(prev_gray: np.ndarray | None, gray: np.ndarray, y_small: np.n
     stats["text_top"] = top
     stats["text_bottom"] = bottom
     return stats
+
+
+GIL_SWITCH_S = 0.0005  # the GIL switch interval while a one-core decoder runs beside the pass
+
+
+@contextmanager
+def switch_interval(seconds: float):
+    """Set Python's thread switch interval (and restore it after)."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 @contextmanager
@@ -416,7 +437,8 @@ def analyze_video(
     policy: InputPolicy = InputPolicy(),
 ) -> VideoAnalysis:
     """Decode ``path`` once at low resolution and return cuts, signals and keyframes."""
-    with open_input(path) as container, opencv_threads(1), ThreadPoolExecutor(1, "vidgraph-flow") as flow_pool:
+    with open_input(path) as container, opencv_threads(1), ThreadPoolExecutor(1, "vidgraph-flow") as flow_pool, \
+            ExitStack() as stack:
         stream = container.streams.video[0]
         configure_decoder(stream)
         src_w, src_h = stream.codec_context.width, stream.codec_context.height
@@ -489,18 +511,30 @@ def analyze_video(
         if threaded_decoder(stream):
             # The decoder's own threads use the cores; its feeding thread also shrinks the
             # frames, so only small ones are queued.
-            decoded = prefetch((prepare(df) for df in frames), lambda item: None, depth=max(4, batch // 8), chunk=8)
-            items = (item for item, _ in decoded)
+            decoded = prefetch((prepare(df) for df in frames), lambda item: None, depth=max(4, batch // 8), chunk=8,
+                               mark_idle=True)
+            items = (IDLE if x is IDLE else x[0] for x in decoded)
         else:
             # A decoder on one core (MJPEG, MPEG-4 part 2, ...): its thread only decodes, and the
             # frames are shrunk here, beside it. Up to 64 full-size frames (at most ~128 MB) wait
             # in between, so the decoder runs on while a stack of 64 is measured.
             ahead = max(4, min(64, _FULL_FRAMES_BUDGET // max(1, 3 * src_w * src_h)))
-            decoded = prefetch(frames, lambda df: None, depth=max(2, ahead // 2), chunk=2)
-            items = (prepare(df) for df, _ in decoded)
+            decoded = prefetch(frames, lambda df: None, depth=max(2, ahead // 8), chunk=8, mark_idle=True)
+            items = (IDLE if x is IDLE else prepare(x[0]) for x in decoded)
+            # The decoder thread takes the GIL back after every FFmpeg call: a shorter switch
+            # interval lets it in sooner while this thread runs Python.
+            stack.enter_context(switch_interval(GIL_SWITCH_S))
         buf: list = []
         try:
             for item in items:
+                if item is IDLE:
+                    # Caught up with the decoder: measure what is waiting now rather than at the
+                    # end (batches of any size give the same numbers), so little is left to do
+                    # after the last frame is decoded.
+                    if len(buf) >= IDLE_BATCH:
+                        flush(buf)
+                        buf = []
+                    continue
                 if item[5] is not None:
                     keyframes.append(item[5])
                 buf.append(item)
