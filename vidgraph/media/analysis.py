@@ -154,7 +154,7 @@ def shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
 
 _END = object()
 IDLE = object()  # prefetch(mark_idle=True): the consumer has caught up with the producer
-IDLE_BATCH = 16  # the least stack measured early when the measuring thread has caught up
+IDLE_BATCH = 8  # the least stack measured early when the measuring thread has caught up
 
 
 def prefetch(items: Iterable, fn: Callable, depth: int = 8, chunk: int = 1, mark_idle: bool = False) -> Iterator[tuple]:
@@ -519,7 +519,7 @@ def analyze_video(
             # frames are shrunk here, beside it. Up to 64 full-size frames (at most ~128 MB) wait
             # in between, so the decoder runs on while a stack of 64 is measured.
             ahead = max(4, min(64, _FULL_FRAMES_BUDGET // max(1, 3 * src_w * src_h)))
-            decoded = prefetch(frames, lambda df: None, depth=max(2, ahead // 8), chunk=8, mark_idle=True)
+            decoded = prefetch(frames, lambda df: None, depth=max(2, ahead // 4), chunk=4, mark_idle=True)
             items = (IDLE if x is IDLE else prepare(x[0]) for x in decoded)
             # The decoder thread takes the GIL back after every FFmpeg call: a shorter switch
             # interval lets it in sooner while this thread runs Python.
