@@ -464,8 +464,8 @@ def analyze_video(
             return True
 
         def prepare(df):
-            """In the decode thread: the luma and small BGR frame; for a sampled frame (2 fps)
-            also the flow frame; the keyframe JPEG when one is due."""
+            """The luma and small BGR frame; for a sampled frame (2 fps) also the flow frame;
+            the keyframe JPEG when one is due (in the decode thread, or beside a one-core decoder)."""
             y_luma, _, bgr = analysis_frames(df.frame, w, h)
             sample = None
             if is_due("sample", df.t_s, sample_dt):
