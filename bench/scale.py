@@ -432,18 +432,13 @@ def measure_one(code: str, size: int, repeats: int, work: Path, args, log) -> di
 def measure_ticks(res, tick, add_new_file, repeats, size, log):
     res["tick_nothing"] = summarize([tick("direct") for _ in range(repeats)], "tick_s")
     log(f"[{size}] tick_nothing {res['tick_nothing'].get('all_seconds')}")
-    samples = []
-    for _ in range(repeats):
-        add_new_file()
-        samples.append(tick("direct"))
-    res["tick_new"] = summarize(samples, "tick_s")
-    log(f"[{size}] tick_new {res['tick_new'].get('all_seconds')}")
-    samples = []
-    for _ in range(repeats):
-        add_new_file()
-        samples.append(tick("evaluate_tick"))
-    res["tick_new_eval"] = summarize(samples, "tick_s")
-    log(f"[{size}] tick_new_eval {res['tick_new_eval'].get('all_seconds')}")
+    for key, mode in (("tick_new", "direct"), ("tick_new_eval", "evaluate_tick")):
+        samples = []
+        for _ in range(repeats):
+            add_new_file()
+            samples.append(tick(mode))
+        res[key] = summarize(samples, "tick_s")
+        log(f"[{size}] {key} {res[key].get('all_seconds')}")
     res["tick_nothing_warm"] = summarize([tick("direct", warm=True) for _ in range(repeats)], "tick_s")
     log(f"[{size}] tick_nothing_warm {res['tick_nothing_warm'].get('all_seconds')}")
     res["tick_new_warm"] = summarize([tick("direct", warm=True, add_file=add_new_file(staged=True)) for _ in range(repeats)], "tick_s")

@@ -250,8 +250,13 @@ def analysis_frames(frame, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.n
         y_luma = y_small = shrink(_some_rows(plane_array(planes[0]), h), w, h)
     u_small = shrink(_some_rows(plane_array(planes[1]), h // 2), w // 2, h // 2)
     v_small = shrink(_some_rows(plane_array(planes[2]), h // 2), w // 2, h // 2)
-    i420 = np.concatenate([y_small.ravel(), u_small.ravel(), v_small.ravel()]).reshape(h * 3 // 2, w)
-    return y_luma, y_small, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    return y_luma, y_small, i420_to_bgr(y_small, u_small, v_small)
+
+
+def i420_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A BGR image of small Y, U and V planes (4:2:0), by OpenCV (limited-range BT.601)."""
+    h, w = y.shape
+    return cv2.cvtColor(np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_I420)
 
 
 def quality_luma(frame, w: int, h: int) -> np.ndarray:
@@ -307,28 +312,27 @@ GIL_SWITCH_S = 0.0005  # the GIL switch interval while a one-core decoder runs b
 
 
 @contextmanager
-def switch_interval(seconds: float):
-    """Set Python's thread switch interval (and restore it after)."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
+def _setting(get: Callable, set_: Callable, value):
+    """A process-wide setting held at ``value`` for the block, restored after."""
+    old = get()
+    set_(value)
     try:
         yield
     finally:
-        sys.setswitchinterval(old)
+        set_(old)
 
 
-@contextmanager
+def switch_interval(seconds: float):
+    """Python's thread switch interval, for the block."""
+    return _setting(sys.getswitchinterval, sys.setswitchinterval, seconds)
+
+
 def opencv_threads(n: int):
     """Hold OpenCV to ``n`` threads (and restore it after). Its parallel loops split work into
     stripes by the threads free at that moment, so with one thread per call no result can
     depend on the machine's load; the pass gets its parallelism from its own threads instead
     (decode, signals, flow)."""
-    old = cv2.getNumThreads()
-    cv2.setNumThreads(n)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(old)
+    return _setting(cv2.getNumThreads, cv2.setNumThreads, n)
 
 
 def _text_band_density(y_small: np.ndarray, band: float = 0.15) -> tuple[float, float]:
@@ -592,8 +596,7 @@ def _small_bgr(frame, w: int, h: int) -> np.ndarray:
     sizes = ((w, h), (w // 2, h // 2), (w // 2, h // 2))
     planes = [shrink(plane_array(p), pw, ph) for p, (pw, ph) in zip(frame.planes, sizes)]
     if int(frame.colorspace) in _BT601 and int(frame.color_range) in _LIMITED_RANGE:
-        i420 = np.concatenate([p.ravel() for p in planes]).reshape(h * 3 // 2, w)
-        return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+        return i420_to_bgr(*planes)
     small = av.VideoFrame(w, h, "yuv420p")
     for dst, src, (pw, _) in zip(small.planes, planes, sizes):
         np.frombuffer(dst, np.uint8).reshape(dst.height, dst.line_size)[:, :pw] = src

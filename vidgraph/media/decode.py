@@ -127,23 +127,6 @@ def even_size(width: int, src_w: int, src_h: int) -> tuple[int, int]:
     return w, h
 
 
-def small_yuv(frame: av.VideoFrame, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full-resolution luma, small luma and a small BGR image, without swscale (it is slow).
-
-    Planar 8-bit YUV is read plane by plane and downscaled with INTER_AREA; other layouts
-    (10-bit, NV12, RGB, palettes) are converted to yuv420p first.
-    """
-    if frame.format.name not in _PLANAR_YUV8:
-        frame = frame.reformat(format="yuv420p")
-    planes = frame.planes
-    y = plane_array(planes[0])
-    y_small = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
-    u_small = cv2.resize(plane_array(planes[1]), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    v_small = cv2.resize(plane_array(planes[2]), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    i420 = np.concatenate([y_small.ravel(), u_small.ravel(), v_small.ravel()]).reshape(h * 3 // 2, w)
-    return y, y_small, cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
-
-
 def rotate_for_display(img: np.ndarray, rotation: int) -> np.ndarray:
     """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
     cw = (-rotation) % 360

@@ -414,7 +414,7 @@ class VidgraphDetector:
         self._n += b
         # Per-pixel work is one OpenCV call on the whole stack (colour conversion, the
         # difference to the previous frame, its per-frame sum); OpenCV calls per frame remain
-        # only for histograms, brightness spread and thumbnails.
+        # only for the histograms (brightness and its spread come from them) and thumbnails.
         hsv = cv2.cvtColor(bgrs.reshape(b * h, w, 3), cv2.COLOR_BGR2HSV).reshape(b, h, w, 3)
         prev = np.concatenate([hsv[:1] if self._prev_hsv is None else self._prev_hsv[None], hsv[:-1]])
         diff = cv2.absdiff(hsv.reshape(b, -1), prev.reshape(b, -1))
