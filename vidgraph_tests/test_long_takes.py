@@ -84,6 +84,31 @@ def test_dissolve_inside_is_found(metrics):
     assert m["reasons"] == ["gradual_transition_inside"]
 
 
+def test_hot_windows_whose_spans_overlap_are_one_dissolve():
+    """Encoder noise can dip the windowed histogram change inside a dissolve below its bar (a
+    320x180 dissolve once came out as spans 130-151 and 138-156): hot windows whose spans
+    overlap are one transition, not two."""
+    import numpy as np
+
+    from vidgraph.media.longtake import gradual_transitions
+
+    n, w = 288, 18  # 12 s at 24 fps; the 0.75 s window is 18 frames
+    hist = np.full(n, 0.006)
+    hist[128:140] = hist[150:162] = 0.045  # two bursts of change, 10 quiet frames between
+    windowed = np.convolve(hist, np.ones(w), mode="valid")
+    hot = np.flatnonzero(windowed >= 0.5)
+    first, second = hot[hot < 140], hot[hot >= 140]
+    assert first.size and second.size and second[0] - first[-1] > 1  # two runs of hot windows ...
+    assert second[0] <= first[-1] + w  # ... whose spans overlap
+    found = gradual_transitions({"luma_mean": np.full(n, 110.0), "hist_delta": hist}, 24.0, LongTakeConfig())
+    assert found == [{"kind": "dissolve", "start": int(first[0]), "end": int(second[-1] + w)}]
+    # two dissolves far apart stay two
+    hist2 = np.full(n, 0.006)
+    hist2[40:64] = hist2[200:224] = 0.04
+    found2 = gradual_transitions({"luma_mean": np.full(n, 110.0), "hist_delta": hist2}, 24.0, LongTakeConfig())
+    assert [t["kind"] for t in found2] == ["dissolve", "dissolve"] and found2[0]["end"] < found2[1]["start"]
+
+
 def test_hard_cut_inside_is_found(metrics):
     m = metrics["cut"]
     assert m["inner_cut_frames"] == [144]

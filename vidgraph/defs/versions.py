@@ -26,8 +26,9 @@ from typing import Any
 # overlaid text; frame_captions 2: the keyframe rule, word band and three caption levels;
 # raw_clips 3: the detector finds dissolves between moving shots (16-px blend residual);
 # raw_clips 4: the detector measures 128-px frames, the 2 fps flow is Farneback on 80-px frames
-# (3 levels, 15-px window), keyframes are shrunk plane by plane. The caption assets also hash their module's own logic version (CAPTION/AUDIO/MERGE_LOGIC_VERSION).
-LOGIC_VERSIONS = {"source_videos": "1", "raw_clips": "4", "long_takes": "2", "frame_captions": "2",
+# (3 levels, 15-px window), keyframes are shrunk plane by plane; long_takes 3: hot histogram
+# windows whose spans overlap are one dissolve. The caption assets also hash their module's own logic version (CAPTION/AUDIO/MERGE_LOGIC_VERSION).
+LOGIC_VERSIONS = {"source_videos": "1", "raw_clips": "4", "long_takes": "3", "frame_captions": "2",
                   "audio_captions": "1", "merged_captions": "1"}
 
 

@@ -168,7 +168,9 @@ def gradual_transitions(frames: dict[str, np.ndarray], fps: float, config: LongT
         while k < len(hot):
             if hot[k]:
                 m = k
-                while m < len(hot) and hot[m]:
+                # Hot windows whose spans overlap are one transition: a dip of the windowed sum
+                # inside a dissolve (encoder noise can make one) must not split it in two.
+                while m < len(hot) and (hot[m] or hot[m:m + w].any()):
                     m += 1
                 span = {"kind": "dissolve", "start": int(k), "end": int(m + w - 1)}
                 # A fade already explains this change.
