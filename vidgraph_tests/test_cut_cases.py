@@ -36,9 +36,10 @@ def test_batched_signals_equal_the_per_frame_ones(tmp_path):
     assert len(ref.shots) == 4 and ref.config == got.config  # batching is not a parameter of the output
 
 
-def test_a_one_core_decoder_gives_the_same_signals_as_a_threaded_one(tmp_path):
-    """MJPEG decodes on one core, so its frames are shrunk beside the decoder thread rather
-    than in it: the same signals batched or frame by frame, and the cut where it is."""
+def test_a_one_core_decoder_gives_the_same_signals_batched_and_frame_by_frame(tmp_path):
+    """MJPEG decodes on one core, so the 2 fps flow runs in a thread of its own (the measuring
+    thread's, beside a threaded decoder): the same signals batched or frame by frame, and the
+    cut where it is."""
     import av
 
     from vidgraph.media.analysis import threaded_decoder

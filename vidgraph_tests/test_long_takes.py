@@ -228,3 +228,29 @@ def test_flow_percentiles_are_numpys():
     for n in (1, 2, 5, 3680):
         x = rng.random(n).astype(np.float32)
         assert _percentiles(x, (50, 90)) == pytest.approx(list(np.percentile(x, [50, 90])), rel=1e-6)
+
+
+def test_flow_median_is_numpys_to_the_bit():
+    import numpy as np
+
+    from vidgraph.media.analysis import _median
+
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 3, 4, 1200, 1201):
+        for _ in range(20):
+            x = rng.random(n) * rng.choice([1e-4, 1.0, 1e4])
+            assert _median(x) == np.median(x)
+
+
+def test_sharpness_is_the_float64_laplacian_variance_to_the_bit():
+    import cv2
+    import numpy as np
+
+    from vidgraph.media.analysis import sharpness
+
+    rng = np.random.default_rng(5)
+    planes = [rng.integers(0, 256, (144, 256), dtype=np.uint8), np.full((144, 256), 255, np.uint8)]
+    planes.append((np.indices((144, 256)).sum(axis=0) % 2 * 255).astype(np.uint8))  # a checkerboard: +-1020
+    for y in planes:
+        assert sharpness(y) == float(cv2.Laplacian(y, cv2.CV_64F).var())
+    assert sharpness(planes[1]) == 0.0 and sharpness(planes[2]) > 1e5

@@ -6,10 +6,12 @@ the frames. Each decoded frame is shrunk plane by plane (no swscale) to a 256-px
 detector). Per-frame signals are measured on stacks of ``batch_frames`` frames: per-pixel
 work (colour conversion, the difference to the previous frame and its sum) is one OpenCV call
 on the stack, histograms one call per frame, and the arithmetic on thumbnails and the
-detector's windows exact integer sums over the stack. The 2 fps measures (Farneback flow on
-80-px frames, sharpness, text bands) run in a worker thread beside the decoder, and keyframe
-JPEGs are encoded in the decode thread from the same decoded frames. Every number is the same
-from run to run and the same as frame by frame (``batch_frames=1``, the reference).
+detector's windows exact integer sums over the stack. A thread of its own only decodes (FFmpeg's
+frame and slice threads spread that over the cores where the codec has them); the shrinking,
+the keyframe JPEGs and the 2 fps measures (Farneback flow on 80-px frames, sharpness, text
+bands) run in the measuring thread, the flow in a third thread only beside a decoder that
+runs on one core. Every number is the same from run to run and the same as frame by frame
+(``batch_frames=1``, the reference).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -114,12 +116,22 @@ class VideoAnalysis:
 
 
 _FRAME_THREADS, _SLICE_THREADS = 1 << 12, 1 << 13  # AV_CODEC_CAP_FRAME_THREADS, _SLICE_THREADS
-_FULL_FRAMES_BUDGET = 128 << 20  # bytes of decoded full-size frames queued for a one-core decoder
+# Bytes of decoded full-size frames (counted at 3 bytes a pixel) queued between decoder and
+# measures: the decoder runs on while a stack is measured; more run-ahead was no faster (128 MB
+# took 25-60 MB more memory on 576p-720p at the same speed).
+_FULL_FRAMES_BUDGET = 32 << 20
 
 
 def threaded_decoder(stream) -> bool:
     """Whether the stream's decoder can spread its work over threads (frames or slices)."""
     return bool(int(getattr(stream.codec_context.codec, "capabilities", 0) or 0) & (_FRAME_THREADS | _SLICE_THREADS))
+
+
+def _done(fn: Callable, *args) -> Future:
+    """``fn(*args)`` run now, as a finished Future (the flow measured in the measuring thread)."""
+    f: Future = Future()
+    f.set_result(fn(*args))
+    return f
 
 
 def configure_decoder(stream) -> None:
@@ -161,10 +173,10 @@ def prefetch(items: Iterable, fn: Callable, depth: int = 8, chunk: int = 1, mark
     """Yield ``(item, fn(item))``, with the iteration and ``fn`` running in a background thread
     up to ``depth`` chunks of ``chunk`` items ahead.
 
-    Decoding (FFmpeg) and the small-frame conversion (OpenCV) release the GIL, so the next
-    frames are decoded while this thread measures the current one; without it the decoder's
-    threads sit idle whenever the analysis is busy. Items cross between the threads in chunks,
-    so the hand-off's locking is paid once per chunk, not per frame. With ``mark_idle``, the
+    Decoding (FFmpeg) releases the GIL, so the next frames are decoded while this thread
+    measures the current one; without it the decoder's threads sit idle whenever the analysis
+    is busy. Items cross between the threads in chunks, so the hand-off's locking is paid once
+    per chunk, not per frame. With ``mark_idle``, the
     marker ``IDLE`` comes before each wait for the producer: the consumer has caught up and may
     do now what it was saving up. The thread is joined before this returns, so the container is
     never closed under it; its exceptions are raised here.
@@ -302,13 +314,20 @@ def sample_signals(prev_gray: np.ndarray | None, gray: np.ndarray, y_small: np.n
             np.nan,
         )
     top, bottom = _text_band_density(y_small)
-    stats["sharpness"] = float(cv2.Laplacian(y_small, cv2.CV_64F).var())
+    stats["sharpness"] = sharpness(y_small)
     stats["text_top"] = top
     stats["text_bottom"] = bottom
     return stats
 
 
-GIL_SWITCH_S = 0.0005  # the GIL switch interval while a one-core decoder runs beside the pass
+def sharpness(y: np.ndarray) -> float:
+    """Variance of the Laplacian of an 8-bit plane. The Laplacian is whole numbers within
+    +-1020, so int16 holds it exactly and numpy's variance of it is the float64 one to the bit,
+    at a third of the cost."""
+    return float(cv2.Laplacian(y, cv2.CV_16S).var())
+
+
+GIL_SWITCH_S = 0.0005  # the GIL switch interval while the decoder thread runs beside the pass
 
 
 @contextmanager
@@ -373,6 +392,16 @@ def _solve3(m: np.ndarray, r: np.ndarray) -> np.ndarray:
     return (co * r).sum(axis=1) / det
 
 
+def _median(x: np.ndarray) -> float:
+    """``np.median(x)`` of a 1-D array by partial sorting (the mean of the middle two for an even
+    size, as numpy takes it), without numpy's NaN check, whose first call imports numpy.ma."""
+    n = x.size
+    if n % 2:
+        return float(np.partition(x, n // 2)[n // 2])
+    part = np.partition(x, (n // 2 - 1, n // 2))
+    return float((part[n // 2 - 1] + part[n // 2]) / 2)
+
+
 def _percentiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     """``np.percentile(x, qs)`` (linear interpolation) by partial sorting: a fifth of its cost."""
     n = x.size
@@ -410,7 +439,7 @@ def _flow_stats(prev: np.ndarray, cur: np.ndarray, static_thr: float) -> dict[st
     d = uv - np.einsum("ni,ij->nj", A, coef)
     resid = np.sqrt(np.einsum("nj,nj->n", d, d))
     # Refit on the points the camera model explains, so a moving subject does not read as a pan.
-    inliers = resid <= 2 * np.median(resid) + 1e-6
+    inliers = resid <= 2 * _median(resid) + 1e-6
     if 12 <= inliers.sum() < len(uv):
         Ai = A[inliers]
         m = np.einsum("ij,ik->jk", Ai, Ai)
@@ -441,8 +470,9 @@ def analyze_video(
     policy: InputPolicy = InputPolicy(),
 ) -> VideoAnalysis:
     """Decode ``path`` once at low resolution and return cuts, signals and keyframes."""
-    with open_input(path) as container, opencv_threads(1), ThreadPoolExecutor(1, "vidgraph-flow") as flow_pool, \
-            ExitStack() as stack:
+    # The decoder thread takes the GIL back after every FFmpeg call: a shorter switch interval
+    # lets it in sooner while the measuring thread runs Python.
+    with open_input(path) as container, opencv_threads(1), switch_interval(GIL_SWITCH_S), ExitStack() as stack:
         stream = container.streams.video[0]
         configure_decoder(stream)
         src_w, src_h = stream.codec_context.width, stream.codec_context.height
@@ -450,11 +480,19 @@ def analyze_video(
         w, h = analysis_size(config.width, src_w, src_h)
         fw, fh = even_size(config.flow_width, src_w, src_h)
         splitter = ShotSplitter(detector, fps)
+        # The 2 fps flow: in a thread of its own beside a decoder that runs on one core (MJPEG,
+        # MPEG-4 part 2), where Farneback, which releases the GIL, fills that core's idle time;
+        # in the measuring thread where FFmpeg's own threads keep every core busy (a third
+        # Python thread there only adds hand-overs of the GIL).
+        if threaded_decoder(stream):
+            submit = _done
+        else:
+            submit = stack.enter_context(ThreadPoolExecutor(1, "vidgraph-flow")).submit
         batch = max(1, int(config.batch_frames))
 
         fr: dict[str, list[float]] = {k: [] for k in FRAME_SIGNALS}
         sample_meta: list[tuple[int, float, int, float, float]] = []
-        sample_jobs = []
+        sample_jobs: list[Future] = []
         keyframes: list[Keyframe] = []
         state = {"prev_hist": None, "prev_gray": None, "prev_sample": -1}
         sample_dt = 1.0 / config.sample_fps
@@ -469,7 +507,7 @@ def analyze_video(
 
         def prepare(df):
             """The luma and small BGR frame; for a sampled frame (2 fps) also the flow frame;
-            the keyframe JPEG when one is due (in the decode thread, or beside a one-core decoder)."""
+            the keyframe JPEG when one is due."""
             y_luma, _, bgr = analysis_frames(df.frame, w, h)
             sample = None
             if is_due("sample", df.t_s, sample_dt):
@@ -502,32 +540,23 @@ def analyze_video(
                 if sample is None:
                     continue
                 y_q, gray = sample
-                # flow runs beside the decoder; each job is a pure function of its frames
-                sample_jobs.append(flow_pool.submit(
-                    sample_signals, state["prev_gray"], gray, y_q, config.static_flow_threshold
-                ))
+                # each job is a pure function of its frames
+                sample_jobs.append(submit(sample_signals, state["prev_gray"], gray, y_q, config.static_flow_threshold))
                 sample_meta.append((idx, t, state["prev_sample"], m, sd))
                 state["prev_gray"] = gray
                 state["prev_sample"] = idx
 
         frames = iter_video_frames(container, stream, timeout_s=policy.decode_timeout_s)
+        # The decoder's thread only decodes, and the frames are shrunk and measured here, beside
+        # it. Up to 64 full-size frames (at most ~32 MB) wait in between, so the decoder runs on
+        # while a stack of 64 is measured. (Shrinking in the decoder's thread costs more: every
+        # OpenCV call hands the GIL over between the Python threads; with the flow in a third
+        # thread too, 27 % more CPU time on 480x352 H.264: bench/README.md, "Analysis pass:
+        # where the time goes".)
+        ahead = max(4, min(64, _FULL_FRAMES_BUDGET // max(1, 3 * src_w * src_h)))
+        decoded = prefetch(frames, lambda df: None, depth=max(2, ahead // 4), chunk=4, mark_idle=True)
         # Closed explicitly: the decode thread is joined before the container closes, even on an error.
-        if threaded_decoder(stream):
-            # The decoder's own threads use the cores; its feeding thread also shrinks the
-            # frames, so only small ones are queued.
-            decoded = prefetch((prepare(df) for df in frames), lambda item: None, depth=max(4, batch // 8), chunk=8,
-                               mark_idle=True)
-            items = (IDLE if x is IDLE else x[0] for x in decoded)
-        else:
-            # A decoder on one core (MJPEG, MPEG-4 part 2, ...): its thread only decodes, and the
-            # frames are shrunk here, beside it. Up to 64 full-size frames (at most ~128 MB) wait
-            # in between, so the decoder runs on while a stack of 64 is measured.
-            ahead = max(4, min(64, _FULL_FRAMES_BUDGET // max(1, 3 * src_w * src_h)))
-            decoded = prefetch(frames, lambda df: None, depth=max(2, ahead // 4), chunk=4, mark_idle=True)
-            items = (IDLE if x is IDLE else prepare(x[0]) for x in decoded)
-            # The decoder thread takes the GIL back after every FFmpeg call: a shorter switch
-            # interval lets it in sooner while this thread runs Python.
-            stack.enter_context(switch_interval(GIL_SWITCH_S))
+        items = (IDLE if x is IDLE else prepare(x[0]) for x in decoded)
         buf: list = []
         try:
             for item in items:
