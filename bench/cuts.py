@@ -50,7 +50,7 @@ from vidgraph.media.analysis import AnalysisConfig, analysis_frames, analysis_si
 from vidgraph.media.cutcases import hard_cases, write_frames  # noqa: E402
 from vidgraph.media.decode import even_size, iter_video_frames  # noqa: E402
 from vidgraph.media.shots import ShotDetectorConfig, ShotSplitter  # noqa: E402
-from vidgraph.media.synthetic import Scene, SyntheticSpec, write_video  # noqa: E402
+from vidgraph.media.synthetic import REPRODUCIBLE_X264, Scene, SyntheticSpec, write_video  # noqa: E402
 
 from readme import write_section  # noqa: E402  (bench/readme.py)
 
@@ -228,7 +228,7 @@ def _encode(path: Path, frames: list[np.ndarray]) -> None:
         vs = out.add_stream("libx264", rate=COMP_FPS)
         vs.width, vs.height, vs.pix_fmt = COMP_W, COMP_H, "yuv420p"
         vs.codec_context.time_base = Fraction(1, COMP_FPS)
-        vs.options = {"crf": "20", "preset": "veryfast"}
+        vs.options = {"crf": "20", "preset": "veryfast", "x264-params": REPRODUCIBLE_X264}
         for i, img in enumerate(frames):
             f = av.VideoFrame.from_ndarray(img, format="bgr24")
             f.pts = i

@@ -17,6 +17,8 @@ import av
 import cv2
 import numpy as np
 
+from vidgraph.media.synthetic import REPRODUCIBLE_X264
+
 
 @dataclass
 class Case:
@@ -108,7 +110,7 @@ def write_frames(path: str | Path, frames: list[np.ndarray], fps: int, crf: int 
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
         vs.codec_context.time_base = Fraction(1, fps)
         if codec == "libx264":
-            vs.options = {"crf": str(crf), "preset": "veryfast"}
+            vs.options = {"crf": str(crf), "preset": "veryfast", "x264-params": REPRODUCIBLE_X264}
         for i, img in enumerate(frames):
             f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
             f.pts = i

@@ -218,6 +218,12 @@ def _blend(a_img, b_img, w_b: float, kind: str) -> np.ndarray:
     return black * (1 - f) + b_img * f
 
 
+# x264's macroblock tree reads memory it has not written first: with it, the same frames encode
+# to other bits once the process has allocated and freed memory (after torch has run, say), and
+# test inputs would not be reproducible.
+REPRODUCIBLE_X264 = "mbtree=0"
+
+
 def write_video(path: str | Path, spec: SyntheticSpec) -> Path:
     """Encode ``spec`` to ``path`` (H.264 + AAC in MP4 by default)."""
     path = Path(path)
@@ -233,7 +239,7 @@ def write_video(path: str | Path, spec: SyntheticSpec) -> Path:
             tb = Fraction(1, spec.fps * 2) if spec.vfr else Fraction(1, spec.fps)
         vs.codec_context.time_base = tb
         if spec.codec == "libx264":
-            vs.options = {"crf": "18", "preset": "veryfast", **spec.extra_options}
+            vs.options = {"crf": "18", "preset": "veryfast", "x264-params": REPRODUCIBLE_X264, **spec.extra_options}
         if spec.rotation:
             vs.set_display_rotation(spec.rotation)
         aus = None
