@@ -218,9 +218,9 @@ def _blend(a_img, b_img, w_b: float, kind: str) -> np.ndarray:
     return black * (1 - f) + b_img * f
 
 
-# x264's macroblock tree reads memory it has not written first: with it, the same frames encode
-# to other bits once the process has allocated and freed memory (after torch has run, say), and
-# test inputs would not be reproducible.
+# With x264's macroblock tree the same frames encode to other bits once the process has allocated
+# and freed memory (after torch has run, say), even on one thread, as if it read memory it had
+# not written; without it, test inputs are the same bits in any process.
 REPRODUCIBLE_X264 = "mbtree=0"
 
 
