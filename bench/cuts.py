@@ -36,7 +36,6 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -50,7 +49,7 @@ from vidgraph.media.analysis import AnalysisConfig, analysis_frames, analysis_si
 from vidgraph.media.cutcases import hard_cases, write_frames  # noqa: E402
 from vidgraph.media.decode import even_size, iter_video_frames  # noqa: E402
 from vidgraph.media.shots import ShotDetectorConfig, ShotSplitter  # noqa: E402
-from vidgraph.media.synthetic import REPRODUCIBLE_X264, Scene, SyntheticSpec, write_video  # noqa: E402
+from vidgraph.media.synthetic import Scene, SyntheticSpec, write_video  # noqa: E402
 
 from readme import write_section  # noqa: E402  (bench/readme.py)
 
@@ -202,7 +201,7 @@ def composite_corpus(seeds: list[int]) -> list[Video]:
                     truth.append(len(frames))
                     kinds.append(tr)
                 frames.extend(seg)
-            _encode(path.with_suffix(".tmp.mp4"), frames)
+            write_frames(path.with_suffix(".tmp.mp4"), frames, COMP_FPS, crf=20)
             path.with_suffix(".tmp.mp4").replace(path)
             truth_path.write_text(" ".join(f"{t}:{k}" for t, k in zip(truth, kinds)))
         pairs = [p.split(":") for p in truth_path.read_text().split()]
@@ -220,23 +219,6 @@ def _blend(a, b, wb: float, kind: str) -> np.ndarray:
     else:
         img = b * (2 * wb - 1)
     return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def _encode(path: Path, frames: list[np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=COMP_FPS)
-        vs.width, vs.height, vs.pix_fmt = COMP_W, COMP_H, "yuv420p"
-        vs.codec_context.time_base = Fraction(1, COMP_FPS)
-        vs.options = {"crf": "20", "preset": "veryfast", "x264-params": REPRODUCIBLE_X264}
-        for i, img in enumerate(frames):
-            f = av.VideoFrame.from_ndarray(img, format="bgr24")
-            f.pts = i
-            f.time_base = Fraction(1, COMP_FPS)
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -176,10 +176,10 @@ def prefetch(items: Iterable, fn: Callable, depth: int = 8, chunk: int = 1, mark
     Decoding (FFmpeg) releases the GIL, so the next frames are decoded while this thread
     measures the current one; without it the decoder's threads sit idle whenever the analysis
     is busy. Items cross between the threads in chunks, so the hand-off's locking is paid once
-    per chunk, not per frame. With ``mark_idle``, the
-    marker ``IDLE`` comes before each wait for the producer: the consumer has caught up and may
-    do now what it was saving up. The thread is joined before this returns, so the container is
-    never closed under it; its exceptions are raised here.
+    per chunk, not per frame. With ``mark_idle``, the marker ``IDLE`` comes before each wait for
+    the producer: the consumer has caught up and may do now what it was saving up. The thread
+    is joined before this returns, so the container is never closed under it; its exceptions
+    are raised here.
     """
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
